@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,6 +78,12 @@ type Config struct {
 	// ExplicitExitNotify is the number of OCC exit messages to send on close (UDP,
 	// when cc-exit was not negotiated).
 	ExplicitExitNotify int
+
+	// PushOptions (server) returns the options pushed to a client, given its
+	// peer-info; the engine appends peer-id, cipher, protocol-flags and tun-mtu.
+	PushOptions func(pi PeerInfo) []string
+	// PeerID (server) is the peer-id assigned to this client (-1: none).
+	PeerID int32
 
 	Rand   io.Reader
 	Logger *slog.Logger
@@ -186,11 +193,11 @@ type Stats struct {
 type ksState uint8
 
 const (
-	ksInitial  ksState = iota
-	ksPreStart         // own reset sent
-	ksStart            // own reset ACKed; TLS runs
-	ksActive           // key method 2 exchanged both ways and all our packets ACKed
-	ksGenerated        // data keys installed
+	ksInitial   ksState = iota
+	ksPreStart          // own reset sent
+	ksStart             // own reset ACKed; TLS runs
+	ksActive            // key method 2 exchanged both ways and all our packets ACKed
+	ksGenerated         // data keys installed
 	ksError
 )
 
@@ -243,6 +250,8 @@ type Session struct {
 	lastRecv    time.Time
 	lastSent    time.Time
 	exitSent    bool
+	peerInfoIn  PeerInfo
+	pushSent    bool
 
 	out    [][]byte
 	tun    [][]byte
@@ -283,6 +292,9 @@ func NewSession(cfg Config, now time.Time) (*Session, error) {
 	s.maxCtl = cfg.ControlMTU - 48 - 1 - 8 - (1 + 4*reliable.MaxPiggyback + 8) - 4 - s.wrap.Overhead()
 	if s.maxCtl < 256 {
 		s.maxCtl = 256
+	}
+	if cfg.Role == RoleServer {
+		s.peerID = cfg.PeerID
 	}
 	if cfg.Role == RoleClient {
 		ks := s.newKeyState(now, 0)
@@ -450,6 +462,12 @@ func (s *Session) handleControl(now time.Time, cp *wire.ControlPacket) {
 	s.lastRecv = now
 
 	ks := s.keyByID(cp.KeyID)
+	if cp.Opcode == wire.OpHardResetClientV2 && cp.KeyID == 0 && ks == nil && s.cfg.Role == RoleServer {
+		ks = s.newKeyState(now, 0)
+		ks.snd.Queue(uint8(wire.OpHardResetServerV2), nil)
+		ks.state = ksPreStart
+		s.nextKeyID = 1
+	}
 	if cp.Opcode == wire.OpSoftResetV1 && (len(s.keys) == 0 || s.keys[0].id != cp.KeyID) {
 		// The peer starts a renegotiation.
 		cur := s.newestGenerated()
@@ -523,7 +541,9 @@ func (s *Session) process(now time.Time) {
 		}
 		s.processKey(now, ks)
 		if s.closed {
-			return
+			// Still acknowledge what arrived (an EXIT, a RESTART) so the peer
+			// does not retransmit it.
+			break
 		}
 	}
 	for _, ks := range s.keys {
@@ -584,6 +604,9 @@ func (s *Session) processKey(now time.Time, ks *keyState) {
 					s.keyFailed(ks, err.Error())
 					return
 				}
+				if ks.id == 0 {
+					s.peerInfoIn = ParsePeerInfo(m.PeerInfo)
+				}
 			}
 		}
 	}
@@ -607,6 +630,18 @@ func (s *Session) processKey(now time.Time, ks *keyState) {
 		s.keyFailed(ks, "TLS handshake failed: "+err.Error())
 		return
 	}
+	s.packetize(ks)
+	if ks.state == ksStart && ks.km2Sent && ks.remote != nil && ks.snd.Pending() == 0 {
+		ks.state = ksActive
+		s.keyActive(now, ks)
+		if ks.tls != nil {
+			s.packetize(ks)
+		}
+	}
+}
+
+// packetize cuts the TLS output of ks into control messages as the send window allows.
+func (s *Session) packetize(ks *keyState) {
 	ks.tlsOut = append(ks.tlsOut, ks.tls.TakeCiphertext()...)
 	for len(ks.tlsOut) > 0 && ks.snd.CanSend() {
 		n := min(len(ks.tlsOut), s.maxCtl)
@@ -616,10 +651,6 @@ func (s *Session) processKey(now time.Time, ks *keyState) {
 	}
 	if len(ks.tlsOut) == 0 {
 		ks.tlsOut = nil
-	}
-	if ks.state == ksStart && ks.km2Sent && ks.remote != nil && ks.snd.Pending() == 0 {
-		ks.state = ksActive
-		s.keyActive(now, ks)
 	}
 }
 
@@ -698,6 +729,14 @@ func (s *Session) keyActive(now time.Time, ks *keyState) {
 	if ks.id == 0 && s.cfg.Role == RoleClient && s.cfg.Pull && !s.connected {
 		if s.pushed == nil && s.pushReqAt.IsZero() {
 			s.pushReqAt = now.Add(time.Second)
+		}
+		return
+	}
+	if ks.id == 0 && s.cfg.Role == RoleServer {
+		if pi := s.peerInfoIn; pi != nil {
+			if proto, _ := strconv.Atoi(pi["IV_PROTO"]); proto&IVProtoRequestPush != 0 {
+				s.sendPushReply(now, ks)
+			}
 		}
 		return
 	}
@@ -787,6 +826,10 @@ func (s *Session) handleMessage(now time.Time, ks *keyState, msg string) {
 		s.fail(EventRestart, "server requested restart ("+msg+")")
 	case strings.HasPrefix(msg, "HALT"):
 		s.fail(EventHalt, "server requested halt ("+msg+")")
+	case msg == "PUSH_REQUEST":
+		if s.cfg.Role == RoleServer && ks.id == 0 && ks.state >= ksActive {
+			s.sendPushReply(now, ks)
+		}
 	case msg == "EXIT":
 		s.fail(EventExit, "peer sent EXIT")
 	case strings.HasPrefix(msg, "INFO"), strings.HasPrefix(msg, "AUTH_PENDING"):
@@ -827,6 +870,66 @@ func (s *Session) finishPush(now time.Time) {
 		return
 	}
 	s.generateKeys(now, ks)
+}
+
+// sendPushReply (server) negotiates the data cipher with the client, pushes its
+// options and installs the key_id 0 data keys (§14, §13.2).
+func (s *Session) sendPushReply(now time.Time, ks *keyState) {
+	if s.pushSent {
+		return
+	}
+	s.pushSent = true
+	pi := s.peerInfoIn
+	proto, _ := strconv.Atoi(pi["IV_PROTO"])
+	var clientCiphers []string
+	if v := pi["IV_CIPHERS"]; v != "" {
+		clientCiphers = strings.Split(v, ":")
+	} else if n, _ := strconv.Atoi(pi["IV_NCP"]); n >= 2 {
+		clientCiphers = []string{"AES-256-GCM", "AES-128-GCM"}
+	}
+	var chosen *datachan.Cipher
+	for _, c := range s.cfg.DataCiphers {
+		for _, n := range clientCiphers {
+			if strings.EqualFold(n, c.String()) {
+				chosen = &c
+				break
+			}
+		}
+		if chosen != nil {
+			break
+		}
+	}
+	if chosen == nil && len(clientCiphers) == 0 && s.cfg.Fallback != nil {
+		chosen = s.cfg.Fallback
+	}
+	if chosen == nil {
+		s.writeMessage(ks, "AUTH_FAILED,Data channel cipher negotiation failed (no shared cipher)")
+		s.log.Warn("client has no cipher in common", "client_ciphers", strings.Join(clientCiphers, ":"))
+		return
+	}
+	s.cipher = *chosen
+	s.ekm = proto&IVProtoTLSKeyExport != 0
+	s.ccExit = proto&IVProtoCCExit != 0
+	var opts []string
+	if s.cfg.PushOptions != nil {
+		opts = s.cfg.PushOptions(pi)
+	}
+	if s.peerID >= 0 && proto&IVProtoDataV2 != 0 {
+		opts = append(opts, fmt.Sprintf("peer-id %d", s.peerID))
+	} else {
+		s.peerID = -1
+	}
+	opts = append(opts, "cipher "+s.cipher.String())
+	switch {
+	case s.ekm && s.ccExit:
+		opts = append(opts, "protocol-flags cc-exit tls-ekm")
+	case s.ekm:
+		opts = append(opts, "key-derivation tls-ekm")
+	case s.ccExit:
+		opts = append(opts, "protocol-flags cc-exit")
+	}
+	s.generateKeys(now, ks)
+	s.writeMessage(ks, "PUSH_REPLY,"+strings.Join(opts, ","))
 }
 
 // chooseCipher validates the pushed cipher against our list (§14).
@@ -1038,6 +1141,7 @@ func (s *Session) Tick(now time.Time) {
 		s.pushReqAt = now.Add(5 * time.Second)
 	}
 	if s.connected {
+		s.sendKey(now) // re-evaluates which key data is sent with
 		s.checkRenegotiation(now)
 		if s.ping > 0 && now.Sub(s.lastSent) >= s.ping {
 			s.sendData(now, pingMagic[:], false)
