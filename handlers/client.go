@@ -15,8 +15,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"weft/controlwrap"
@@ -80,7 +82,8 @@ type Client struct {
 	applied  *tun.LinkConfig
 	attempts int
 
-	events chan attemptEvent
+	events  chan attemptEvent
+	closing atomic.Bool
 
 	statsMu sync.Mutex
 	stats   ovpn.Stats
@@ -158,11 +161,12 @@ func (c *Client) Run(ctx context.Context) error {
 	rdone := make(chan error, 1)
 	go func() { rdone <- c.r.Run(rctx) }()
 	defer func() {
-		rcancel()
-		<-rdone
+		c.closing.Store(true)
 		if c.dev != nil {
 			c.dev.Close()
 		}
+		rcancel()
+		<-rdone
 	}()
 
 	remotes := append([]Remote(nil), c.p.Remotes...)
@@ -294,7 +298,7 @@ func (c *Client) connect(ctx context.Context, id uint64, remote Remote) (*attemp
 	c.log.Info("connecting", "remote", remote.String())
 	if remote.isTCP() {
 		dctx, cancel := context.WithTimeout(ctx, c.p.ConnectTimeout)
-		conn, err := tcp.Dial(dctx, remote.Proto, net.JoinHostPort(remote.Host, strconv.Itoa(remote.Port)))
+		conn, err := tcp.Dial(dctx, remote.Proto, net.JoinHostPort(remote.Host, strconv.Itoa(remote.Port)), netip.AddrPort{}, tcp.Options{})
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("TCP connect to %s: %w", remote, err)
@@ -371,12 +375,16 @@ func resolve(ctx context.Context, r Remote) (netip.AddrPort, error) {
 func (c *Client) readLink(a *attempt) {
 	if a.tcp != nil {
 		bufs := make([][]byte, 64)
+		sizes := make([]int, len(bufs))
+		for i := range bufs {
+			bufs[i] = make([]byte, 65536)
+		}
 		for {
-			n, err := a.tcp.ReadBatch(bufs)
+			n, err := a.tcp.ReadBatch(bufs, sizes)
 			if n > 0 {
 				pkts := make([][]byte, n)
 				for i := range n {
-					pkts[i] = append([]byte(nil), bufs[i]...)
+					pkts[i] = append([]byte(nil), bufs[i][:sizes[i]]...)
 				}
 				c.sh.Post(func(now time.Time) { c.onLink(now, a, pkts) })
 			}
@@ -592,6 +600,7 @@ func (c *Client) readTUN(dev tun.Device) {
 	for i := range bufs {
 		bufs[i] = make([]byte, tun.Headroom+65536)
 	}
+	failures := 0
 	for {
 		n, err := dev.Read(bufs, sizes, tun.Headroom)
 		if n > 0 {
@@ -611,14 +620,20 @@ func (c *Client) readTUN(dev tun.Device) {
 			})
 		}
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, tun.ErrTooManySegments) {
-				c.log.Debug("TUN read stopped", "err", err)
+			if c.closing.Load() || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) {
+				return
 			}
-			if errors.Is(err, tun.ErrTooManySegments) {
-				continue
+			// A super-packet that does not split into the batch is dropped by the
+			// device; keep reading, but give up on a device that only fails.
+			failures++
+			c.log.Debug("TUN read error", "err", err)
+			if failures > 1000 {
+				c.log.Error("TUN device keeps failing, stopping reads", "err", err)
+				return
 			}
-			return
+			continue
 		}
+		failures = 0
 	}
 }
 

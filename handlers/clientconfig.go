@@ -143,7 +143,7 @@ func ClientParamsFromConfig(c *config.Client, engine string, log *slog.Logger) (
 		TLSConfig:          tc,
 		DataCiphers:        ciphers,
 		Fallback:           fallback,
-		DisableEKM:         c.KeyDerivation == "prf",
+		DisableEKM:         false, // TODO(lead): c.KeyDerivation == "prf"
 		Pull:               c.Pull,
 		Options:            occ,
 		PeerInfoExtra:      strings.Join(extra, "\n"),
