@@ -19,7 +19,7 @@ import (
 
 // testNet connects a client and a server session in memory under a virtual clock.
 type testNet struct {
-	t       *testing.T
+	t       testing.TB
 	c, s    *Session
 	now     time.Time
 	drop    func(toServer bool, pkt []byte) bool
@@ -36,7 +36,7 @@ type pkiSet struct {
 	srv, cli *testpki.Leaf
 }
 
-func newPKI(t *testing.T) *pkiSet {
+func newPKI(t testing.TB) *pkiSet {
 	t.Helper()
 	ca, err := testpki.NewCA("test ca")
 	if err != nil {
@@ -85,7 +85,7 @@ func staticKey() *controlwrap.StaticKey {
 	return &k
 }
 
-func wrapper(t *testing.T, kind wrapKind, server bool) controlwrap.Wrapper {
+func wrapper(t testing.TB, kind wrapKind, server bool) controlwrap.Wrapper {
 	t.Helper()
 	var w controlwrap.Wrapper
 	var err error
@@ -117,7 +117,7 @@ type pairOpts struct {
 	pingRestart   time.Duration
 }
 
-func newPair(t *testing.T, o pairOpts) *testNet {
+func newPair(t testing.TB, o pairOpts) *testNet {
 	t.Helper()
 	p := newPKI(t)
 	eng, err := tlsengine.Lookup("go")
