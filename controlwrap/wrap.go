@@ -73,6 +73,14 @@ type CounterSetter interface {
 	SetSendCounter(n uint32)
 }
 
+// Authenticator is implemented by every wrapper. Authenticate verifies pkt like
+// Unwrap but leaves the replay window alone; a server uses it to answer new
+// clients statelessly (§6.2) with one shared wrapper, before any per-client state
+// exists.
+type Authenticator interface {
+	Authenticate(pkt []byte) ([]byte, error)
+}
+
 // NewNone returns the Wrapper for control channels without tls-auth or
 // tls-crypt: the wire form equals the plain form.
 func NewNone() Wrapper { return noneWrapper{} }
@@ -87,6 +95,8 @@ func (noneWrapper) Wrap(_ time.Time, dst, plain []byte) ([]byte, error) {
 	}
 	return append(dst, plain...), nil
 }
+
+func (n noneWrapper) Authenticate(pkt []byte) ([]byte, error) { return n.Unwrap(time.Time{}, pkt) }
 
 func (noneWrapper) Unwrap(_ time.Time, pkt []byte) ([]byte, error) {
 	if len(pkt) < plainHeaderLen {
@@ -213,9 +223,25 @@ func (a *tlsAuth) Wrap(now time.Time, dst, plain []byte) ([]byte, error) {
 }
 
 func (a *tlsAuth) Unwrap(now time.Time, pkt []byte) ([]byte, error) {
+	out, id, ts, err := a.authenticate(pkt)
+	if err != nil {
+		return nil, err
+	}
+	if !a.win.Accept(now, id, ts) {
+		return nil, fmt.Errorf("tls-auth: replay-id %d time %d: %w", id, ts, ErrReplay)
+	}
+	return out, nil
+}
+
+func (a *tlsAuth) Authenticate(pkt []byte) ([]byte, error) {
+	out, _, _, err := a.authenticate(pkt)
+	return out, err
+}
+
+func (a *tlsAuth) authenticate(pkt []byte) ([]byte, uint32, uint32, error) {
 	hdr := plainHeaderLen + a.size + replayIDLen
 	if len(pkt) < hdr {
-		return nil, fmt.Errorf("tls-auth: control packet of %d bytes, need at least %d: %w", len(pkt), hdr, ErrShort)
+		return nil, 0, 0, fmt.Errorf("tls-auth: control packet of %d bytes, need at least %d: %w", len(pkt), hdr, ErrShort)
 	}
 	rid := pkt[plainHeaderLen+a.size : hdr]
 	a.recv.Reset()
@@ -224,15 +250,12 @@ func (a *tlsAuth) Unwrap(now time.Time, pkt []byte) ([]byte, error) {
 	a.recv.Write(pkt[hdr:])
 	a.sum = a.recv.Sum(a.sum[:0])
 	if subtle.ConstantTimeCompare(a.sum, pkt[plainHeaderLen:plainHeaderLen+a.size]) != 1 {
-		return nil, fmt.Errorf("tls-auth: %w", ErrAuth)
+		return nil, 0, 0, fmt.Errorf("tls-auth: %w", ErrAuth)
 	}
 	id, ts := binary.BigEndian.Uint32(rid), binary.BigEndian.Uint32(rid[4:])
-	if !a.win.Accept(now, id, ts) {
-		return nil, fmt.Errorf("tls-auth: replay-id %d time %d: %w", id, ts, ErrReplay)
-	}
 	out := make([]byte, 0, len(pkt)-a.size-replayIDLen)
 	out = append(out, pkt[:plainHeaderLen]...)
-	return append(out, pkt[hdr:]...), nil
+	return append(out, pkt[hdr:]...), id, ts, nil
 }
 
 // tls-crypt layout (§5.4).
@@ -310,9 +333,25 @@ func (c *tlsCrypt) Wrap(now time.Time, dst, plain []byte) ([]byte, error) {
 }
 
 func (c *tlsCrypt) Unwrap(now time.Time, pkt []byte) ([]byte, error) {
+	out, id, ts, err := c.authenticate(pkt)
+	if err != nil {
+		return nil, err
+	}
+	if !c.win.Accept(now, id, ts) {
+		return nil, fmt.Errorf("tls-crypt: replay-id %d time %d: %w", id, ts, ErrReplay)
+	}
+	return out, nil
+}
+
+func (c *tlsCrypt) Authenticate(pkt []byte) ([]byte, error) {
+	out, _, _, err := c.authenticate(pkt)
+	return out, err
+}
+
+func (c *tlsCrypt) authenticate(pkt []byte) ([]byte, uint32, uint32, error) {
 	const hdr = tcHeaderLen + tcTagLen
 	if len(pkt) < hdr {
-		return nil, fmt.Errorf("tls-crypt: control packet of %d bytes, need at least %d: %w", len(pkt), hdr, ErrShort)
+		return nil, 0, 0, fmt.Errorf("tls-crypt: control packet of %d bytes, need at least %d: %w", len(pkt), hdr, ErrShort)
 	}
 	tag := pkt[tcHeaderLen:hdr]
 	out := make([]byte, plainHeaderLen+len(pkt)-hdr)
@@ -324,12 +363,9 @@ func (c *tlsCrypt) Unwrap(now time.Time, pkt []byte) ([]byte, error) {
 	c.verify.Write(body)
 	c.sum = c.verify.Sum(c.sum[:0])
 	if subtle.ConstantTimeCompare(c.sum, tag) != 1 {
-		return nil, fmt.Errorf("tls-crypt: %w", ErrAuth)
+		return nil, 0, 0, fmt.Errorf("tls-crypt: %w", ErrAuth)
 	}
 	id := binary.BigEndian.Uint32(pkt[plainHeaderLen:])
 	ts := binary.BigEndian.Uint32(pkt[plainHeaderLen+4:])
-	if !c.win.Accept(now, id, ts) {
-		return nil, fmt.Errorf("tls-crypt: replay-id %d time %d: %w", id, ts, ErrReplay)
-	}
-	return out, nil
+	return out, id, ts, nil
 }

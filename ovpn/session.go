@@ -12,6 +12,7 @@ package ovpn
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -79,9 +80,10 @@ type Config struct {
 	// when cc-exit was not negotiated).
 	ExplicitExitNotify int
 
-	// PushOptions (server) returns the options pushed to a client, given its
-	// peer-info; the engine appends peer-id, cipher, protocol-flags and tun-mtu.
-	PushOptions func(pi PeerInfo) []string
+	// Authorize (server) decides whether a client may connect once its key method 2
+	// message arrived, and returns the options to push to it; the engine appends
+	// peer-id, cipher and protocol-flags. An error is sent as AUTH_FAILED.
+	Authorize func(ci *ClientInfo) ([]string, error)
 	// PeerID (server) is the peer-id assigned to this client (-1: none).
 	PeerID int32
 
@@ -173,6 +175,17 @@ type Event struct {
 	Pushed *Pushed
 }
 
+// ClientInfo describes an authenticated client to the server's Authorize hook.
+type ClientInfo struct {
+	CommonName   string
+	Certificates []*x509.Certificate
+	Username     string
+	Password     string
+	PeerInfo     PeerInfo
+	// Options is the client's OCC options string.
+	Options string
+}
+
 // Stats counts what a session did.
 type Stats struct {
 	LinkIn, LinkOut         uint64 // packets
@@ -252,6 +265,9 @@ type Session struct {
 	exitSent    bool
 	peerInfoIn  PeerInfo
 	pushSent    bool
+	pushOpts    []string
+	authErr     string
+	client      *ClientInfo
 
 	out    [][]byte
 	tun    [][]byte
@@ -301,6 +317,7 @@ func NewSession(cfg Config, now time.Time) (*Session, error) {
 		ks.snd.Queue(uint8(wire.OpHardResetClientV2), nil)
 		ks.state = ksPreStart
 		s.nextKeyID = 1
+		s.process(now)
 	}
 	return s, nil
 }
@@ -606,6 +623,10 @@ func (s *Session) processKey(now time.Time, ks *keyState) {
 				}
 				if ks.id == 0 {
 					s.peerInfoIn = ParsePeerInfo(m.PeerInfo)
+					s.authorize(ks, m)
+					if s.closed {
+						return
+					}
 				}
 			}
 		}
@@ -872,6 +893,42 @@ func (s *Session) finishPush(now time.Time) {
 	s.generateKeys(now, ks)
 }
 
+// authorize (server) runs the Authorize hook for key 0's client.
+func (s *Session) authorize(ks *keyState, m *KeyMethod2) {
+	ci := &ClientInfo{Username: m.Username, Password: m.Password, PeerInfo: s.peerInfoIn, Options: m.Options}
+	if certs := ks.tls.PeerCertificates(); len(certs) > 0 {
+		ci.Certificates = certs
+		ci.CommonName = certs[0].Subject.CommonName
+	}
+	s.client = ci
+	if s.cfg.Authorize == nil {
+		return
+	}
+	opts, err := s.cfg.Authorize(ci)
+	if err != nil {
+		s.authErr = err.Error()
+		return
+	}
+	s.pushOpts = opts
+}
+
+// Client returns what the server knows about its client (nil before key method 2).
+func (s *Session) Client() *ClientInfo { return s.client }
+
+// SendRestart (server) tells the client to reconnect ("RESTART"; with next set,
+// "RESTART,[N]" asks it to try its next remote).
+func (s *Session) SendRestart(now time.Time, next bool) {
+	if s.closed || len(s.keys) == 0 || s.keys[0].tls == nil {
+		return
+	}
+	msg := "RESTART"
+	if next {
+		msg = "RESTART,[N]"
+	}
+	s.writeMessage(s.keys[0], msg)
+	s.process(now)
+}
+
 // sendPushReply (server) negotiates the data cipher with the client, pushes its
 // options and installs the key_id 0 data keys (§14, §13.2).
 func (s *Session) sendPushReply(now time.Time, ks *keyState) {
@@ -879,6 +936,12 @@ func (s *Session) sendPushReply(now time.Time, ks *keyState) {
 		return
 	}
 	s.pushSent = true
+	if s.authErr != "" {
+		s.writeMessage(ks, "AUTH_FAILED,"+s.authErr)
+		s.log.Warn("client refused", "reason", s.authErr)
+		s.emit(Event{Kind: EventAuthFailed, Reason: s.authErr})
+		return
+	}
 	pi := s.peerInfoIn
 	proto, _ := strconv.Atoi(pi["IV_PROTO"])
 	var clientCiphers []string
@@ -899,21 +962,34 @@ func (s *Session) sendPushReply(now time.Time, ks *keyState) {
 			break
 		}
 	}
+	if chosen == nil && len(clientCiphers) == 0 && s.client != nil {
+		// Poor man's NCP: a client without cipher information offers the cipher
+		// of its OCC options string.
+		for _, f := range strings.Split(s.client.Options, ",") {
+			if name, ok := strings.CutPrefix(f, "cipher "); ok {
+				if c, err := datachan.ParseCipher(name); err == nil {
+					for _, d := range s.cfg.DataCiphers {
+						if d == c {
+							chosen = &c
+						}
+					}
+				}
+			}
+		}
+	}
 	if chosen == nil && len(clientCiphers) == 0 && s.cfg.Fallback != nil {
 		chosen = s.cfg.Fallback
 	}
 	if chosen == nil {
 		s.writeMessage(ks, "AUTH_FAILED,Data channel cipher negotiation failed (no shared cipher)")
 		s.log.Warn("client has no cipher in common", "client_ciphers", strings.Join(clientCiphers, ":"))
+		s.emit(Event{Kind: EventAuthFailed, Reason: "no shared cipher"})
 		return
 	}
 	s.cipher = *chosen
 	s.ekm = proto&IVProtoTLSKeyExport != 0
 	s.ccExit = proto&IVProtoCCExit != 0
-	var opts []string
-	if s.cfg.PushOptions != nil {
-		opts = s.cfg.PushOptions(pi)
-	}
+	opts := append([]string(nil), s.pushOpts...)
 	if s.peerID >= 0 && proto&IVProtoDataV2 != 0 {
 		opts = append(opts, fmt.Sprintf("peer-id %d", s.peerID))
 	} else {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -142,8 +143,11 @@ func newPair(t testing.TB, o pairOpts) *testNet {
 	ss, err := NewSession(Config{
 		Role: RoleServer, TLS: eng, TLSConfig: p.tlsConfig(true), Wrapper: wrapper(t, o.wrap, true),
 		DataCiphers: o.serverCiphers, Options: "V4,dev-type tun,tls-server", RenegSec: o.serverReneg, PeerID: 7,
-		PushOptions: func(PeerInfo) []string {
-			return []string{"topology subnet", "route-gateway 10.8.0.1", "ifconfig 10.8.0.2 255.255.255.0", "ifconfig-ipv6 fd00:8::1000/64 fd00:8::1", "ping 10", "ping-restart 60"}
+		Authorize: func(ci *ClientInfo) ([]string, error) {
+			if ci.CommonName != "client" {
+				return nil, fmt.Errorf("unexpected client %q", ci.CommonName)
+			}
+			return []string{"topology subnet", "route-gateway 10.8.0.1", "ifconfig 10.8.0.2 255.255.255.0", "ifconfig-ipv6 fd00:8::1000/64 fd00:8::1", "ping 10", "ping-restart 60"}, nil
 		},
 	}, now)
 	if err != nil {

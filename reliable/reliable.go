@@ -270,3 +270,17 @@ func contains(s []uint32, v uint32) bool {
 	}
 	return false
 }
+
+// SetNextID makes the next queued message use id, as if every earlier message had
+// been sent and acknowledged (a server resuming from a stateless reset, §6.2).
+func (s *Sender) SetNextID(id uint32) {
+	s.queue = s.queue[:0]
+	s.nextID = id
+}
+
+// SetExpected makes id the next message to deliver, as if every earlier message had
+// been received and acknowledged.
+func (r *Receiver) SetExpected(id uint32) {
+	clear(r.buf)
+	r.next = id
+}
