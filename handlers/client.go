@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -538,7 +539,7 @@ func (c *Client) bringUp(p *ovpn.Pushed) error {
 		return err
 	}
 	c.applied = &lc
-	c.log.Info("tunnel device configured", "device", c.devName, "addrs", fmt.Sprint(lc.Addrs), "routes", len(lc.Routes), "mtu", lc.MTU)
+	c.log.Info("tunnel device configured", "device", c.devName, "addrs", addrList(lc.Addrs), "routes", len(lc.Routes), "mtu", lc.MTU)
 	return nil
 }
 
@@ -647,4 +648,16 @@ func (c *Client) writeTUN(pkts [][]byte) {
 	if _, err := c.dev.Write(bufs, tun.Headroom); err != nil {
 		c.log.Debug("TUN write failed", "err", err)
 	}
+}
+
+func addrList(as []tun.Addr) string {
+	var parts []string
+	for _, a := range as {
+		s := a.Prefix.String()
+		if a.Peer.IsValid() {
+			s += " peer " + a.Peer.String()
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ", ")
 }
