@@ -2,10 +2,15 @@
 // uses, shaped like a memory-BIO library: ciphertext goes in and out as bytes, the
 // caller moves them over the control channel, and nothing here touches a socket.
 //
-// The default engine wraps Go's crypto/tls. Its blocking API runs on a goroutine of
-// its own, but every call into a Session returns only once that goroutine has consumed
-// all input and is waiting for more, so a Session behaves deterministically: after
-// PutCiphertext returns, TakeCiphertext holds everything TLS produced in reply.
+// The default engine, "go", wraps Go's crypto/tls. Built with the tag "openssl" (and
+// cgo), the "openssl" engine drives the system's libssl over memory BIOs as well; see
+// openssl.go.
+//
+// The go engine's blocking API runs on a goroutine of its own, but every call into a
+// Session returns only once that goroutine has consumed all input and is waiting for
+// more, so a Session behaves deterministically: after PutCiphertext returns,
+// TakeCiphertext holds everything TLS produced in reply. The openssl engine is
+// deterministic by construction (no goroutine).
 package tlsengine
 
 import (
@@ -31,6 +36,17 @@ type Config struct {
 	MinVersion, MaxVersion uint16
 	// CipherSuites restricts TLS 1.2 cipher suites (nil: engine defaults).
 	CipherSuites []uint16
+	// CipherList is OpenVPN's tls-cipher: the TLS 1.2 cipher list in OpenSSL syntax
+	// ("" keeps the default). Only the openssl engine applies it; it takes precedence
+	// over CipherSuites there. See options.go.
+	CipherList string
+	// CipherSuites13 is OpenVPN's tls-ciphersuites: the TLS 1.3 suites in OpenSSL
+	// syntax ("TLS_AES_256_GCM_SHA384:…"). Only the openssl engine applies it.
+	CipherSuites13 string
+	// Groups is OpenVPN's tls-groups, colon separated ("X25519:prime256v1"). The
+	// openssl engine applies it as given; the go engine maps the names it knows to
+	// CurvePreferences and ignores the others.
+	Groups string
 }
 
 // Session is one TLS session carried over an OpenVPN control channel.

@@ -30,6 +30,8 @@ func (GoEngine) NewSession(cfg *Config) (Session, error) {
 		MinVersion:   cfg.MinVersion,
 		MaxVersion:   cfg.MaxVersion,
 		CipherSuites: cfg.CipherSuites,
+		// tls-groups: the names crypto/tls knows; see options.go.
+		CurvePreferences: cfg.goCurvePreferences(),
 		// OpenVPN checks chains and KU/EKU itself and never checks host names, so the
 		// default verifier is replaced by VerifyPeer.
 		InsecureSkipVerify: true,
