@@ -116,12 +116,18 @@ type pairOpts struct {
 	clientReneg   time.Duration
 	serverReneg   time.Duration
 	pingRestart   time.Duration
+	clientEngine  string
+	serverEngine  string
 }
 
 func newPair(t testing.TB, o pairOpts) *testNet {
 	t.Helper()
 	p := newPKI(t)
-	eng, err := tlsengine.Lookup("go")
+	eng, err := tlsengine.Lookup(o.clientEngine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seng, err := tlsengine.Lookup(o.serverEngine)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +147,7 @@ func newPair(t testing.TB, o pairOpts) *testNet {
 		t.Fatal(err)
 	}
 	ss, err := NewSession(Config{
-		Role: RoleServer, TLS: eng, TLSConfig: p.tlsConfig(true), Wrapper: wrapper(t, o.wrap, true),
+		Role: RoleServer, TLS: seng, TLSConfig: p.tlsConfig(true), Wrapper: wrapper(t, o.wrap, true),
 		DataCiphers: o.serverCiphers, Options: "V4,dev-type tun,tls-server", RenegSec: o.serverReneg, PeerID: 7,
 		Authorize: func(ci *ClientInfo) ([]string, error) {
 			if ci.CommonName != "client" {
@@ -290,6 +296,26 @@ func TestHandshakeMatrix(t *testing.T) {
 			}
 			n.exchange(50)
 		})
+	}
+}
+
+// TestEngines runs a full session over every pair of compiled-in TLS engines.
+func TestEngines(t *testing.T) {
+	for _, ce := range tlsengine.Names() {
+		for _, se := range tlsengine.Names() {
+			t.Run(ce+"-"+se, func(t *testing.T) {
+				n := newPair(t, pairOpts{wrap: wrapCrypt, clientEngine: ce, serverEngine: se, clientReneg: 10 * time.Second})
+				n.connect(10 * time.Second)
+				n.exchange(10)
+				for i := 0; i < 12; i++ {
+					n.advance(n.now.Add(time.Second))
+					n.exchange(2)
+				}
+				if n.c.Stats().Renegotiations == 0 {
+					t.Error("no renegotiation happened")
+				}
+			})
+		}
 	}
 }
 
