@@ -66,7 +66,9 @@ type ClientParams struct {
 	Configure func(name string, c tun.LinkConfig) error
 	// RouteNoPull ignores pushed routes.
 	RouteNoPull bool
-	Logger      *slog.Logger
+	// OnEvent, if set, receives lifecycle events; it must not block.
+	OnEvent func(Event)
+	Logger  *slog.Logger
 }
 
 // Client is an OpenVPN client: one session at a time, reconnecting as needed.
@@ -158,6 +160,7 @@ var ErrAuthFailed = errors.New("authentication failed")
 // Run connects and keeps the tunnel up until ctx is cancelled (then it sends the exit
 // notification and returns nil) or a fatal error occurs.
 func (c *Client) Run(ctx context.Context) error {
+	defer c.event(Event{Kind: EventClosed})
 	rctx, rcancel := context.WithCancel(context.Background())
 	rdone := make(chan error, 1)
 	go func() { rdone <- c.r.Run(rctx) }()
@@ -189,6 +192,7 @@ func (c *Client) Run(ctx context.Context) error {
 				return nil
 			case ev.Kind == ovpn.EventAuthFailed:
 				c.log.Error(ev.Reason)
+				c.event(Event{Kind: EventAuthFailed, Remote: remote.String(), Reason: ev.Reason})
 				return fmt.Errorf("%w: %s", ErrAuthFailed, ev.Reason)
 			case ev.Kind == ovpn.EventFatal:
 				c.log.Error("fatal: " + ev.Reason)
@@ -198,6 +202,7 @@ func (c *Client) Run(ctx context.Context) error {
 				return errors.New(ev.Reason)
 			default:
 				c.log.Warn("connection reset, restarting", "reason", ev.Reason)
+				c.event(Event{Kind: EventReconnecting, Remote: remote.String(), Reason: ev.Reason})
 			}
 			if a.sess.Connected() {
 				retry = c.p.ConnectRetry
@@ -297,6 +302,7 @@ func (c *Client) connect(ctx context.Context, id uint64, remote Remote) (*attemp
 	rcfg.Wrapper = w
 	rcfg.TCP = remote.isTCP()
 	c.log.Info("connecting", "remote", remote.String())
+	c.event(Event{Kind: EventConnecting, Remote: remote.String()})
 	if remote.isTCP() {
 		dctx, cancel := context.WithTimeout(ctx, c.p.ConnectTimeout)
 		conn, err := tcp.Dial(dctx, remote.Proto, net.JoinHostPort(remote.Host, strconv.Itoa(remote.Port)), netip.AddrPort{}, tcp.Options{})
@@ -499,10 +505,19 @@ func (c *Client) handleEvent(now time.Time, a *attempt, ev ovpn.Event) {
 			return
 		}
 		st := a.sess.Stats()
+		var addrs []netip.Prefix
+		if c.applied != nil {
+			for _, ad := range c.applied.Addrs {
+				addrs = append(addrs, ad.Prefix)
+			}
+		}
+		c.event(Event{Kind: EventAddress, Remote: a.remote.String(), Addrs: addrs})
+		c.event(Event{Kind: EventConnected, Remote: a.remote.String(), Addrs: addrs, Handshake: st.HandshakeTime})
 		c.log.Info("Initialization Sequence Completed", "cipher", a.sess.Cipher().String(),
 			"handshake", st.HandshakeTime.Round(time.Millisecond).String(), "device", c.devName)
 	case ovpn.EventRenegotiated:
 		c.log.Info("data channel renegotiated", "key_id", ev.KeyID)
+		c.event(Event{Kind: EventRenegotiated, Remote: a.remote.String()})
 	default:
 		a.done = true
 	}
@@ -660,4 +675,11 @@ func addrList(as []tun.Addr) string {
 		parts = append(parts, s)
 	}
 	return strings.Join(parts, ", ")
+}
+
+func (c *Client) event(e Event) {
+	if c.p.OnEvent != nil {
+		e.Time = time.Now()
+		c.p.OnEvent(e)
+	}
 }

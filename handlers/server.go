@@ -83,7 +83,9 @@ type ServerParams struct {
 	OpenTUN   func(name string, mtu int) (tun.Device, error)
 	Configure func(name string, c tun.LinkConfig) error
 	Shards    int
-	Logger    *slog.Logger
+	// OnEvent, if set, receives peer-up/peer-down events; it must not block.
+	OnEvent func(Event)
+	Logger  *slog.Logger
 }
 
 // Server serves OpenVPN clients on any number of UDP and TCP listeners from one
@@ -736,6 +738,7 @@ func (s *Server) peerEvent(now time.Time, p *peer, ev ovpn.Event) {
 		p.connected = true
 		s.connected.Add(1)
 		s.addRoutes(p)
+		s.event(Event{Kind: EventPeerUp, Peer: p.cn, Remote: p.realAddr(), Addrs: p.prefixes(), Handshake: p.sess.Stats().HandshakeTime})
 		s.log.Info("client connected", "cn", p.cn, "from", p.realAddr(), "peer_id", p.id,
 			"ip", p.ip4.String(), "ip6", p.ip6.String(), "cipher", p.sess.Cipher().String())
 	case ovpn.EventRenegotiated:
@@ -880,6 +883,9 @@ func (s *Server) removePeer(p *peer, reason string) {
 	s.pool4.put(p.ip4)
 	s.pool6.put(p.ip6)
 	s.log.Info("client session ended", "cn", p.cn, "from", p.realAddr(), "reason", reason)
+	if p.connected {
+		s.event(Event{Kind: EventPeerDown, Peer: p.cn, Remote: p.realAddr(), Reason: reason})
+	}
 }
 
 func (s *Server) unregister(p *peer) {
@@ -1129,4 +1135,22 @@ func (s *Server) writeStatus() error {
 		return err
 	}
 	return os.Rename(tmp, s.p.StatusFile)
+}
+
+func (s *Server) event(e Event) {
+	if s.p.OnEvent != nil {
+		e.Time = time.Now()
+		s.p.OnEvent(e)
+	}
+}
+
+func (p *peer) prefixes() []netip.Prefix {
+	var out []netip.Prefix
+	if p.ip4.IsValid() {
+		out = append(out, netip.PrefixFrom(p.ip4, 32))
+	}
+	if p.ip6.IsValid() {
+		out = append(out, netip.PrefixFrom(p.ip6, 128))
+	}
+	return out
 }
