@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -134,9 +135,11 @@ func Overhead(peerID int32) int { return wire.DataHeaderLen(peerID) + PIDLen + T
 // Keys holds one key_id's data keys in both directions (§9.4, §10.2), the
 // send data-pid and the receive replay window.
 //
-// Seal calls must not run concurrently with each other, nor Open calls with
-// each other; one Seal and one Open may run concurrently.
+// Keys is safe for concurrent use: Seal calls are serialised by one lock and Open
+// calls by another, so a sender and a receiver never wait for each other.
 type Keys struct {
+	sealMu     sync.Mutex
+	openMu     sync.Mutex
 	c          Cipher
 	send, recv cipher.AEAD
 	sendNonce  [12]byte // data-pid(4) || implicit IV(8); IV part fixed
@@ -188,7 +191,11 @@ func (k *Keys) Cipher() Cipher { return k.c }
 
 // SendPID returns the data-pid of the last sealed packet (0 before the
 // first). Renegotiate when it reaches PIDWrapTrigger.
-func (k *Keys) SendPID() uint32 { return k.sendPID }
+func (k *Keys) SendPID() uint32 {
+	k.sealMu.Lock()
+	defer k.sealMu.Unlock()
+	return k.sendPID
+}
 
 // Seal appends header (P_DATA_V2 with peerID >= 0, else P_DATA_V1) | pid |
 // tag | ciphertext to dst and returns the extended slice. keyID is the
@@ -199,6 +206,8 @@ func (k *Keys) SendPID() uint32 { return k.sendPID }
 // when plaintext starts exactly Overhead(peerID) bytes after len(dst) and
 // 16 more bytes of capacity are available. On error dst is returned unchanged.
 func (k *Keys) Seal(dst []byte, keyID uint8, peerID int32, plaintext []byte) ([]byte, error) {
+	k.sealMu.Lock()
+	defer k.sealMu.Unlock()
 	if k.sendPID == 0xFFFFFFFF {
 		return dst, ErrPIDExhausted
 	}
@@ -283,6 +292,8 @@ func (k *Keys) Open(now time.Time, dst, pkt []byte) ([]byte, error) {
 		return dst, ErrShort
 	}
 	pid := binary.BigEndian.Uint32(pkt[hl:])
+	k.openMu.Lock()
+	defer k.openMu.Unlock()
 	var aad []byte
 	if peerID >= 0 {
 		aad = k.aad[:hl+PIDLen]

@@ -231,8 +231,7 @@ type keyState struct {
 	retireAt time.Time // zero while in use
 	data     *datachan.Keys
 	sendOK   bool
-	bytes    int64
-	packets  int64
+	ctr      keyCounters
 }
 
 // Session is one OpenVPN session.
@@ -260,8 +259,7 @@ type Session struct {
 	ping        time.Duration
 	pingRestart time.Duration
 	pingExit    time.Duration
-	lastRecv    time.Time
-	lastSent    time.Time
+	dp          DataPath
 	exitSent    bool
 	peerInfoIn  PeerInfo
 	pushSent    bool
@@ -290,13 +288,13 @@ func NewSession(cfg Config, now time.Time) (*Session, error) {
 		log:         cfg.Logger,
 		wrap:        cfg.Wrapper,
 		started:     now,
-		lastRecv:    now,
-		lastSent:    now,
 		peerID:      -1,
 		ping:        cfg.Ping,
 		pingRestart: cfg.PingRestart,
 		pingExit:    cfg.PingExit,
 	}
+	s.dp.lastRecv.Store(now.UnixNano())
+	s.dp.lastSent.Store(now.UnixNano())
 	if _, err := io.ReadFull(cfg.Rand, s.localSID[:]); err != nil {
 		return nil, fmt.Errorf("ovpn: session id: %w", err)
 	}
@@ -335,7 +333,25 @@ func (s *Session) Pushed() *Pushed { return s.pushed }
 func (s *Session) Cipher() datachan.Cipher { return s.cipher }
 
 // Stats returns a copy of the session's counters.
-func (s *Session) Stats() Stats { return s.stats }
+func (s *Session) Stats() Stats {
+	st := s.stats
+	d := &s.dp
+	st.TunIn = d.tunIn.Load()
+	st.TunOut = d.tunOut.Load()
+	st.LinkIn += d.linkIn.Load()
+	st.LinkInBytes += d.linkInBytes.Load()
+	st.LinkOut += d.linkOut.Load()
+	st.LinkOutBy += d.linkOutByt.Load()
+	st.DropAuth = d.dropAuth.Load()
+	st.DropReplay = d.dropReplay.Load()
+	st.DropNoKey += d.dropNoKey.Load()
+	st.DropMalformed += d.dropMalform.Load()
+	st.DataPacketsBeforeKeying += d.notReady.Load()
+	return st
+}
+
+// DataPath returns the session's concurrent data path.
+func (s *Session) DataPath() *DataPath { return &s.dp }
 
 // Outgoing returns the packets to send on the link and empties the queue. The slices
 // stay valid until the next call into the session.
@@ -373,6 +389,7 @@ func (s *Session) newKeyState(now time.Time, id uint8) *keyState {
 			old.close()
 		}
 		s.keys = s.keys[:3]
+		s.publish()
 	}
 	return ks
 }
@@ -401,6 +418,7 @@ func (s *Session) fail(kind EventKind, reason string) {
 		return
 	}
 	s.closed = true
+	s.dp.set.Store(nil)
 	s.emit(Event{Kind: kind, Reason: reason})
 }
 
@@ -409,13 +427,13 @@ func (s *Session) HandlePacket(now time.Time, pkt []byte) {
 	if s.closed || len(pkt) == 0 {
 		return
 	}
-	s.stats.LinkIn++
-	s.stats.LinkInBytes += uint64(len(pkt))
 	op, _ := wire.SplitHeader(pkt[0])
 	if op.IsData() {
 		s.handleData(now, pkt)
 		return
 	}
+	s.stats.LinkIn++
+	s.stats.LinkInBytes += uint64(len(pkt))
 	if !op.IsControl() {
 		s.stats.DropMalformed++
 		return
@@ -476,7 +494,7 @@ func (s *Session) handleControl(now time.Time, cp *wire.ControlPacket) {
 		s.stats.DropSessionID++
 		return
 	}
-	s.lastRecv = now
+	s.dp.touchRecv(now)
 
 	ks := s.keyByID(cp.KeyID)
 	if cp.Opcode == wire.OpHardResetClientV2 && cp.KeyID == 0 && ks == nil && s.cfg.Role == RoleServer {
@@ -805,10 +823,12 @@ func (s *Session) generateKeys(now time.Time, ks *keyState) {
 	s.log.Info("data channel key ready", "key_id", ks.id, "cipher", s.cipher.String(), "ekm", s.ekm, "tls", ver, "suite", suite)
 	if !s.connected {
 		s.connected = true
+		s.publish()
 		s.stats.HandshakeTime = now.Sub(s.started)
 		s.emit(Event{Kind: EventConnected, Pushed: s.pushed})
 		return
 	}
+	s.publish()
 	s.emit(Event{Kind: EventRenegotiated, KeyID: ks.id})
 }
 
@@ -1088,26 +1108,58 @@ func (s *Session) queueLink(now time.Time, pkt []byte) {
 	s.out = append(s.out, pkt)
 	s.stats.LinkOut++
 	s.stats.LinkOutBy += uint64(len(pkt))
-	s.lastSent = now
+	s.dp.lastSent.Store(now.UnixNano())
 }
 
-// sendKey picks the key to encrypt data with: the newest generated key the peer is known
-// to have, else the oldest generated key still kept.
-func (s *Session) sendKey(now time.Time) *keyState {
-	var last *keyState
+// publish makes the data path use the current keys. It first adopts a send-key switch
+// the data path made on its own (the peer used the new key).
+func (s *Session) publish() {
+	if cur := s.dp.set.Load(); cur != nil && cur.send != nil {
+		for _, k := range s.keys {
+			if k.id == cur.sendID && k.data == cur.send {
+				k.sendOK = true
+			}
+		}
+	}
+	if s.closed || !s.connected {
+		s.dp.set.Store(nil)
+		return
+	}
+	ks := &keySet{peerID: s.peerID}
 	for _, k := range s.keys { // newest first
-		if k.state != ksGenerated {
+		if k.state != ksGenerated || k.data == nil {
 			continue
 		}
-		if !k.sendOK && !now.Before(k.start.Add(s.switchWait())) {
-			k.sendOK = true
+		if ks.recv[k.id] == nil {
+			ks.recv[k.id], ks.recvCtr[k.id] = k.data, &k.ctr
 		}
-		if k.sendOK {
-			return k
+		if ks.send == nil {
+			if k.sendOK {
+				ks.send, ks.sendID, ks.sendCtr = k.data, k.id, &k.ctr
+			} else if ks.pending == nil {
+				ks.pending, ks.pendingID, ks.pendingCtr = k.data, k.id, &k.ctr
+			}
 		}
-		last = k
 	}
-	return last
+	if ks.send == nil && ks.pending != nil {
+		ks.send, ks.sendID, ks.sendCtr = ks.pending, ks.pendingID, ks.pendingCtr
+		ks.pending = nil
+	}
+	s.dp.set.Store(ks)
+}
+
+// updateSendKey switches sending to the newest key once the peer surely has it.
+func (s *Session) updateSendKey(now time.Time) {
+	changed := false
+	for _, k := range s.keys {
+		if k.state == ksGenerated && !k.sendOK && !now.Before(k.start.Add(s.switchWait())) {
+			k.sendOK = true
+			changed = true
+		}
+	}
+	if changed {
+		s.publish()
+	}
 }
 
 // switchWait is how long after a renegotiation starts the new key is used for sending
@@ -1133,57 +1185,30 @@ func (s *Session) sendData(now time.Time, payload []byte, count bool) {
 		}
 		return
 	}
-	ks := s.sendKey(now)
-	if ks == nil {
-		return
-	}
-	out, err := ks.data.Seal(make([]byte, 0, len(payload)+32), ks.id, s.peerID, payload)
+	out, err := s.dp.seal(now, make([]byte, 0, len(payload)+datachan.Overhead(s.peerID)+16), payload)
 	if err != nil {
-		// The packet id space is exhausted: renegotiate.
-		s.Renegotiate(now)
-		return
-	}
-	if count {
-		s.stats.TunIn++
-	}
-	ks.bytes += int64(len(payload))
-	ks.packets++
-	s.queueLink(now, out)
-}
-
-func (s *Session) handleData(now time.Time, pkt []byte) {
-	_, kid := wire.SplitHeader(pkt[0])
-	ks := s.keyByID(kid)
-	if ks == nil || ks.data == nil {
-		s.stats.DropNoKey++
-		return
-	}
-	plain, err := ks.data.Open(now, make([]byte, 0, len(pkt)), pkt)
-	if err != nil {
-		if errors.Is(err, datachan.ErrReplay) {
-			s.stats.DropReplay++
-		} else if errors.Is(err, datachan.ErrAuth) {
-			s.stats.DropAuth++
-		} else {
-			s.stats.DropMalformed++
+		if !errors.Is(err, ErrNoKey) {
+			s.Renegotiate(now)
 		}
 		return
 	}
-	s.lastRecv = now
-	if !ks.sendOK {
-		ks.sendOK = true
+	if count {
+		s.dp.tunIn.Add(1)
 	}
-	ks.bytes += int64(len(plain))
-	ks.packets++
-	switch {
-	case bytes.Equal(plain, pingMagic[:]):
+	s.out = append(s.out, out)
+}
+
+func (s *Session) handleData(now time.Time, pkt []byte) {
+	plain, kind, err := s.dp.Decrypt(now, make([]byte, 0, len(pkt)), pkt)
+	if err != nil {
 		return
-	case len(plain) >= len(occMagic) && bytes.Equal(plain[:len(occMagic)], occMagic[:]):
+	}
+	switch kind {
+	case DataIP:
+		s.tun = append(s.tun, plain)
+	case DataControl:
 		s.handleOCC(now, plain[len(occMagic):])
-		return
 	}
-	s.stats.TunOut++
-	s.tun = append(s.tun, plain)
 }
 
 // Tick runs timers: retransmissions, keepalive, renegotiation and timeouts.
@@ -1200,13 +1225,15 @@ func (s *Session) Tick(now time.Time) {
 		}
 		if ks.state == ksGenerated && !ks.retireAt.IsZero() && !now.Before(ks.retireAt) {
 			ks.close()
+			s.publish()
 		}
 	}
-	if s.pingExit > 0 && s.connected && now.Sub(s.lastRecv) >= s.pingExit {
+	lastRecv, lastSent := s.dp.recvTime(), s.dp.sentTime()
+	if s.pingExit > 0 && s.connected && now.Sub(lastRecv) >= s.pingExit {
 		s.fail(EventHalt, fmt.Sprintf("inactivity timeout (--ping-exit), exiting after %s", s.pingExit))
 		return
 	}
-	if s.pingRestart > 0 && now.Sub(s.lastRecv) >= s.pingRestart {
+	if s.pingRestart > 0 && now.Sub(lastRecv) >= s.pingRestart {
 		s.fail(EventRestart, fmt.Sprintf("inactivity timeout (--ping-restart), restarting after %s", s.pingRestart))
 		return
 	}
@@ -1217,9 +1244,9 @@ func (s *Session) Tick(now time.Time) {
 		s.pushReqAt = now.Add(5 * time.Second)
 	}
 	if s.connected {
-		s.sendKey(now) // re-evaluates which key data is sent with
+		s.updateSendKey(now)
 		s.checkRenegotiation(now)
-		if s.ping > 0 && now.Sub(s.lastSent) >= s.ping {
+		if s.ping > 0 && now.Sub(lastSent) >= s.ping {
 			s.sendData(now, pingMagic[:], false)
 		}
 	}
@@ -1233,9 +1260,10 @@ func (s *Session) checkRenegotiation(now time.Time) {
 	cur := s.keys[0]
 	switch {
 	case s.cfg.RenegSec > 0 && now.Sub(cur.readyAt) >= s.cfg.RenegSec:
-	case s.cfg.RenegBytes > 0 && cur.bytes >= s.cfg.RenegBytes:
-	case s.cfg.RenegPackets > 0 && cur.packets >= s.cfg.RenegPackets:
-	case cur.data.SendPID() >= 0xFF000000:
+	case s.cfg.RenegBytes > 0 && cur.ctr.bytes.Load() >= s.cfg.RenegBytes:
+	case s.cfg.RenegPackets > 0 && cur.ctr.packets.Load() >= s.cfg.RenegPackets:
+	case s.dp.needReneg.Swap(false):
+	case cur.data.SendPID() >= datachan.PIDWrapTrigger:
 	default:
 		return
 	}
@@ -1285,17 +1313,17 @@ func (s *Session) NextDeadline() time.Time {
 		}
 	}
 	if s.pingRestart > 0 {
-		take(s.lastRecv.Add(s.pingRestart))
+		take(s.dp.recvTime().Add(s.pingRestart))
 	}
 	if s.pingExit > 0 && s.connected {
-		take(s.lastRecv.Add(s.pingExit))
+		take(s.dp.recvTime().Add(s.pingExit))
 	}
 	if !s.pushReqAt.IsZero() && s.pushed == nil {
 		take(s.pushReqAt)
 	}
 	if s.connected {
 		if s.ping > 0 {
-			take(s.lastSent.Add(s.ping))
+			take(s.dp.sentTime().Add(s.ping))
 		}
 		if len(s.keys) > 0 && s.keys[0].state == ksGenerated && s.cfg.RenegSec > 0 {
 			take(s.keys[0].readyAt.Add(s.cfg.RenegSec))
