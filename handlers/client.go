@@ -87,6 +87,9 @@ type Client struct {
 
 	events  chan attemptEvent
 	closing atomic.Bool
+	live    atomic.Pointer[attempt] // the attempt the data path uses
+	devA    atomic.Pointer[tun.Device]
+	devMu   sync.Mutex
 
 	statsMu sync.Mutex
 	stats   ovpn.Stats
@@ -101,6 +104,7 @@ type attempt struct {
 	raddr  netip.AddrPort
 	tcp    *tcp.Conn
 	msgs   []udp.Message
+	wmu    sync.Mutex // serialises UDP writes of the shard and the TUN reader
 	done   bool
 	closed chan struct{}
 }
@@ -275,6 +279,7 @@ func (c *Client) closeAttempt(a *attempt) {
 	done := make(chan struct{})
 	c.sh.Post(func(now time.Time) {
 		a.done = true
+		c.live.CompareAndSwap(a, nil)
 		if c.cur == a {
 			c.cur = nil
 			c.sh.Cancel(sessionTimer)
@@ -378,23 +383,27 @@ func resolve(ctx context.Context, r Remote) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(ips[0].Unmap(), uint16(r.Port)), nil
 }
 
-// readLink reads packets from the attempt's transport and posts them to the shard.
+// readLink reads packets from the attempt's transport. Data packets are decrypted
+// right here and written to the tunnel device; control packets go to the shard.
 func (c *Client) readLink(a *attempt) {
-	if a.tcp != nil {
-		bufs := make([][]byte, 64)
-		sizes := make([]int, len(bufs))
-		for i := range bufs {
-			bufs[i] = make([]byte, 65536)
+	var rx rxBatch
+	dp := a.sess.DataPath()
+	deliver := func() {
+		if err := rx.flushTUN(c.device(), &c.devMu); err != nil {
+			c.log.Debug("TUN write failed", "err", err)
 		}
+		if ctl := rx.takeControl(); len(ctl) > 0 {
+			c.sh.Post(func(now time.Time) { c.onLink(now, a, ctl) })
+		}
+	}
+	if a.tcp != nil {
 		for {
-			n, err := a.tcp.ReadBatch(bufs, sizes)
-			if n > 0 {
-				pkts := make([][]byte, n)
-				for i := range n {
-					pkts[i] = append([]byte(nil), bufs[i][:sizes[i]]...)
+			err := a.tcp.ReadPackets(func(pkt []byte) {
+				if len(pkt) > 0 {
+					rx.add(time.Now(), dp, pkt)
 				}
-				c.sh.Post(func(now time.Time) { c.onLink(now, a, pkts) })
-			}
+			})
+			deliver()
 			if err != nil {
 				c.sh.Post(func(now time.Time) { c.linkFailed(a, err) })
 				return
@@ -408,16 +417,14 @@ func (c *Client) readLink(a *attempt) {
 	for {
 		n, err := a.udp.ReadBatch(msgs)
 		if n > 0 {
-			pkts := make([][]byte, 0, n)
+			now := time.Now()
 			for i := range n {
-				if msgs[i].Addr != a.raddr {
+				if msgs[i].Addr != a.raddr || msgs[i].N == 0 {
 					continue
 				}
-				pkts = append(pkts, append([]byte(nil), msgs[i].Buf[:msgs[i].N]...))
+				rx.add(now, dp, msgs[i].Buf[:msgs[i].N])
 			}
-			if len(pkts) > 0 {
-				c.sh.Post(func(now time.Time) { c.onLink(now, a, pkts) })
-			}
+			deliver()
 		}
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
@@ -472,7 +479,9 @@ func (c *Client) drive(now time.Time, a *attempt) {
 			for _, p := range out {
 				a.msgs = append(a.msgs, udp.Message{Buf: p, N: len(p), Addr: a.raddr})
 			}
+			a.wmu.Lock()
 			_, err = a.udp.WriteBatch(a.msgs)
+			a.wmu.Unlock()
 		}
 		if err != nil {
 			c.log.Debug("link write failed", "err", err)
@@ -504,6 +513,7 @@ func (c *Client) handleEvent(now time.Time, a *attempt, ev ovpn.Event) {
 			c.events <- attemptEvent{a: a, ev: ovpn.Event{Kind: ovpn.EventFatal, Reason: "tunnel device: " + err.Error()}}
 			return
 		}
+		c.live.Store(a)
 		st := a.sess.Stats()
 		var addrs []netip.Prefix
 		if c.applied != nil {
@@ -543,6 +553,7 @@ func (c *Client) bringUp(p *ovpn.Pushed) error {
 			return err
 		}
 		c.dev, c.devName = dev, n
+		c.devA.Store(&dev)
 		c.r.Go(func(ctx context.Context) error {
 			c.readTUN(dev)
 			return nil
@@ -606,37 +617,33 @@ func linkConfig(p *ovpn.Pushed, mtu int, noRoutes bool) tun.LinkConfig {
 	return lc
 }
 
+// readTUN reads the tunnel device and encrypts packets on this goroutine with the
+// current session's data path, then sends them on its link.
 func (c *Client) readTUN(dev tun.Device) {
-	batch := dev.BatchSize()
-	if batch < 1 {
-		batch = 1
-	}
+	batch := max(dev.BatchSize(), 1)
 	bufs := make([][]byte, batch)
 	sizes := make([]int, batch)
 	for i := range bufs {
 		bufs[i] = make([]byte, tun.Headroom+65536)
 	}
+	var tx txBatch
+	var msgs []udp.Message
 	failures := 0
 	for {
 		n, err := dev.Read(bufs, sizes, tun.Headroom)
 		if n > 0 {
-			pkts := make([][]byte, n)
-			for i := range n {
-				pkts[i] = append([]byte(nil), bufs[i][tun.Headroom:tun.Headroom+sizes[i]]...)
+			if a := c.live.Load(); a != nil {
+				now := time.Now()
+				dp := a.sess.DataPath()
+				for i := range n {
+					tx.add(now, dp, bufs[i][tun.Headroom:tun.Headroom+sizes[i]])
+				}
+				msgs = c.sendData(a, tx.out, msgs)
+				tx.reset()
 			}
-			c.sh.Post(func(now time.Time) {
-				a := c.cur
-				if a == nil || a.done {
-					return
-				}
-				for _, p := range pkts {
-					a.sess.SendIP(now, p)
-				}
-				c.drive(now, a)
-			})
 		}
 		if err != nil {
-			if c.closing.Load() || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) {
+			if c.closing.Load() || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) || errors.Is(err, tun.ErrClosed) {
 				return
 			}
 			// A super-packet that does not split into the batch is dropped by the
@@ -653,6 +660,36 @@ func (c *Client) readTUN(dev tun.Device) {
 	}
 }
 
+// sendData writes encrypted packets to the attempt's link.
+func (c *Client) sendData(a *attempt, pkts [][]byte, msgs []udp.Message) []udp.Message {
+	if len(pkts) == 0 {
+		return msgs
+	}
+	var err error
+	if a.tcp != nil {
+		err = a.tcp.WritePackets(pkts)
+	} else {
+		msgs = msgs[:0]
+		for _, p := range pkts {
+			msgs = append(msgs, udp.Message{Buf: p, N: len(p), Addr: a.raddr})
+		}
+		a.wmu.Lock()
+		_, err = a.udp.WriteBatch(msgs)
+		a.wmu.Unlock()
+	}
+	if err != nil {
+		c.log.Debug("link write failed", "err", err)
+	}
+	return msgs
+}
+
+func (c *Client) device() tun.Device {
+	if d := c.devA.Load(); d != nil {
+		return *d
+	}
+	return nil
+}
+
 func (c *Client) writeTUN(pkts [][]byte) {
 	bufs := make([][]byte, len(pkts))
 	for i, p := range pkts {
@@ -660,7 +697,10 @@ func (c *Client) writeTUN(pkts [][]byte) {
 		copy(b[tun.Headroom:], p)
 		bufs[i] = b
 	}
-	if _, err := c.dev.Write(bufs, tun.Headroom); err != nil {
+	c.devMu.Lock()
+	_, err := c.dev.Write(bufs, tun.Headroom)
+	c.devMu.Unlock()
+	if err != nil {
 		c.log.Debug("TUN write failed", "err", err)
 	}
 }

@@ -143,7 +143,7 @@ func ClientParamsFromConfig(c *config.Client, engine string, log *slog.Logger) (
 		TLSConfig:          tc,
 		DataCiphers:        ciphers,
 		Fallback:           fallback,
-		DisableEKM:         false, // TODO(lead): c.KeyDerivation == "prf"
+		DisableEKM:         false, // set from c.KeyDerivation once the directive exists
 		Pull:               c.Pull,
 		Options:            occ,
 		PeerInfoExtra:      strings.Join(extra, "\n"),
