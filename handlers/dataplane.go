@@ -70,6 +70,9 @@ type txBatch struct {
 }
 
 func (t *txBatch) add(now time.Time, dp *ovpn.DataPath, pkt []byte) {
+	if dp == nil {
+		return
+	}
 	i := len(t.out)
 	if i == len(t.bufs) {
 		t.bufs = append(t.bufs, make([]byte, 0, 65536+64))

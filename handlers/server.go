@@ -132,6 +132,7 @@ type udpListener struct {
 	idx  int
 	l    Listen
 	conn *udp.Conn
+	wmu  sync.Mutex // serialises writes of shards and data-path goroutines
 }
 
 // peer is one client. Its session is owned by its shard; fields read from other
@@ -154,9 +155,13 @@ type peer struct {
 	connected bool
 	closed    bool
 	msgs      []udp.Message
-	bytesIn   uint64
-	bytesOut  uint64
+	bytesIn   atomic.Uint64
+	bytesOut  atomic.Uint64
+	dpp       atomic.Pointer[ovpn.DataPath]
 }
+
+// dp returns the peer's data path (nil before its session exists).
+func (p *peer) dp() *ovpn.DataPath { return p.dpp.Load() }
 
 func (p *peer) realAddr() string {
 	if p.tcp != nil {
@@ -434,9 +439,10 @@ func (s *Server) readUDP(u *udpListener) {
 		return
 	}
 	auth, _ := w.(controlwrap.Authenticator)
-	batches := map[*peer][][]byte{}
+	rx := newServerRx(s)
 	for {
 		n, err := u.conn.ReadBatch(msgs)
+		now := time.Now()
 		for i := range n {
 			m := &msgs[i]
 			pkt := m.Buf[:m.N]
@@ -444,15 +450,12 @@ func (s *Server) readUDP(u *udpListener) {
 				continue
 			}
 			if p := s.lookupUDP(u, m.Addr, pkt); p != nil {
-				batches[p] = append(batches[p], append([]byte(nil), pkt...))
+				rx.packet(now, p, pkt)
 				continue
 			}
-			s.stateless(time.Now(), u, w, auth, m.Addr, pkt)
+			s.stateless(now, u, w, auth, m.Addr, pkt)
 		}
-		for p, pkts := range batches {
-			s.postPackets(p, pkts)
-			delete(batches, p)
-		}
+		rx.flush()
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) && !s.closing.Load() {
 				s.log.Error("UDP read failed", "listener", u.l.String(), "err", err)
@@ -460,6 +463,121 @@ func (s *Server) readUDP(u *udpListener) {
 			return
 		}
 	}
+}
+
+// serverRx is the per-goroutine receive path of the server: it decrypts data packets
+// with the peer's data path, routes them (to the tunnel device, or re-encrypted to
+// another client with client-to-client) and collects control packets for the peers'
+// shards. Buffers are reused from batch to batch.
+type serverRx struct {
+	s     *Server
+	bufs  [][]byte
+	used  int
+	toDev [][]byte
+	fwd   map[*peer]*txBatch
+	ctl   map[*peer][][]byte
+	msgs  []udp.Message
+}
+
+func newServerRx(s *Server) *serverRx {
+	return &serverRx{s: s, fwd: map[*peer]*txBatch{}, ctl: map[*peer][][]byte{}}
+}
+
+func (r *serverRx) packet(now time.Time, p *peer, pkt []byte) {
+	op, _ := wire.SplitHeader(pkt[0])
+	dp := p.dp()
+	if !op.IsData() || dp == nil {
+		r.ctl[p] = append(r.ctl[p], append([]byte(nil), pkt...))
+		return
+	}
+	if r.used == len(r.bufs) {
+		r.bufs = append(r.bufs, make([]byte, 0, tun.Headroom+65536))
+	}
+	dst := r.bufs[r.used][:tun.Headroom]
+	out, kind, err := dp.Decrypt(now, dst, pkt)
+	if err != nil {
+		return
+	}
+	p.bytesIn.Add(uint64(len(pkt)))
+	switch kind {
+	case ovpn.DataControl:
+		r.ctl[p] = append(r.ctl[p], append([]byte(nil), pkt...))
+		return
+	case ovpn.DataPing:
+		return
+	}
+	r.used++
+	plain := out[tun.Headroom:]
+	src, dstIP, ok := ipAddrs(plain)
+	routes := r.s.routes.Load()
+	if !ok {
+		r.s.dropSpoofed.Add(1)
+		return
+	}
+	if q, ok := routes.Lookup(src); !ok || q != p {
+		r.s.dropSpoofed.Add(1)
+		return
+	}
+	if r.s.p.ClientToClient {
+		if q, ok := routes.Lookup(dstIP); ok && q != p {
+			tx := r.fwd[q]
+			if tx == nil {
+				tx = &txBatch{}
+				r.fwd[q] = tx
+			}
+			tx.add(now, q.dp(), plain)
+			return
+		}
+	}
+	r.toDev = append(r.toDev, out)
+}
+
+func (r *serverRx) flush() {
+	if len(r.toDev) > 0 {
+		r.s.devMu.Lock()
+		_, err := r.s.dev.Write(r.toDev, tun.Headroom)
+		r.s.devMu.Unlock()
+		if err != nil {
+			r.s.log.Debug("TUN write failed", "err", err)
+		}
+		clear(r.toDev)
+		r.toDev = r.toDev[:0]
+	}
+	r.used = 0
+	for q, tx := range r.fwd {
+		if len(tx.out) > 0 {
+			r.msgs = r.s.sendLink(q, tx.out, r.msgs)
+			tx.reset()
+		}
+	}
+	for p, pkts := range r.ctl {
+		r.s.postPackets(p, pkts)
+		delete(r.ctl, p)
+	}
+}
+
+// sendLink writes already encrypted packets to a peer's link.
+func (s *Server) sendLink(q *peer, pkts [][]byte, msgs []udp.Message) []udp.Message {
+	for _, b := range pkts {
+		q.bytesOut.Add(uint64(len(b)))
+	}
+	var err error
+	if q.tcp != nil {
+		err = q.tcp.WritePackets(pkts)
+	} else {
+		addr := *q.addr.Load()
+		msgs = msgs[:0]
+		for _, b := range pkts {
+			msgs = append(msgs, udp.Message{Buf: b, N: len(b), Addr: addr})
+		}
+		q.udp.wmu.Lock()
+		_, err = q.udp.conn.WriteBatch(msgs)
+		q.udp.wmu.Unlock()
+	}
+	if err != nil {
+		s.log.Debug("link write failed", "peer_id", q.id, "err", err)
+	}
+	return msgs
 }
 
 // lookupUDP finds the peer a packet belongs to: by peer-id for P_DATA_V2 (which lets
@@ -527,7 +645,7 @@ func (s *Server) postPackets(p *peer, pkts [][]byte) {
 			return
 		}
 		for _, pkt := range pkts {
-			p.bytesIn += uint64(len(pkt))
+			p.bytesIn.Add(uint64(len(pkt)))
 			p.sess.HandlePacket(now, pkt)
 		}
 		s.drive(now, p)
@@ -605,6 +723,7 @@ func (s *Server) stateless(now time.Time, u *udpListener, w controlwrap.Wrapper,
 			return
 		}
 		p.since = time.Now()
+		p.dpp.Store(p.sess.DataPath())
 		s.log.Debug("new client session", "from", from.String(), "peer_id", id)
 		p.sess.HandlePacket(now, pktCopy)
 		s.drive(now, p)
@@ -650,6 +769,7 @@ func (s *Server) acceptTCP(idx int, l *tcp.Listener) {
 				return
 			}
 			p.since = time.Now()
+			p.dpp.Store(p.sess.DataPath())
 			s.drive(now, p)
 			ready <- true
 		})
@@ -662,20 +782,14 @@ func (s *Server) acceptTCP(idx int, l *tcp.Listener) {
 }
 
 func (s *Server) readTCP(p *peer) {
-	bufs := make([][]byte, 64)
-	sizes := make([]int, len(bufs))
-	for i := range bufs {
-		bufs[i] = make([]byte, 65536)
-	}
+	rx := newServerRx(s)
 	for {
-		n, err := p.tcp.ReadBatch(bufs, sizes)
-		if n > 0 {
-			pkts := make([][]byte, n)
-			for i := range n {
-				pkts[i] = append([]byte(nil), bufs[i][:sizes[i]]...)
+		err := p.tcp.ReadPackets(func(pkt []byte) {
+			if len(pkt) > 0 {
+				rx.packet(time.Now(), p, pkt)
 			}
-			s.postPackets(p, pkts)
-		}
+		})
+		rx.flush()
 		if err != nil {
 			p.shard.Post(func(now time.Time) { s.removePeer(p, "connection closed: "+err.Error()) })
 			return
@@ -700,23 +814,7 @@ func (s *Server) drive(now time.Time, p *peer) {
 		return
 	}
 	if out := p.sess.Outgoing(); len(out) > 0 && !p.closed {
-		for _, b := range out {
-			p.bytesOut += uint64(len(b))
-		}
-		var err error
-		if p.tcp != nil {
-			err = p.tcp.WritePackets(out)
-		} else {
-			addr := *p.addr.Load()
-			p.msgs = p.msgs[:0]
-			for _, b := range out {
-				p.msgs = append(p.msgs, udp.Message{Buf: b, N: len(b), Addr: addr})
-			}
-			_, err = p.udp.conn.WriteBatch(p.msgs)
-		}
-		if err != nil {
-			s.log.Debug("link write failed", "peer_id", p.id, "err", err)
-		}
+		p.msgs = s.sendLink(p, out, p.msgs)
 	}
 	if in := p.sess.Delivered(); len(in) > 0 {
 		s.fromClient(now, p, in)
@@ -999,11 +1097,13 @@ func (s *Server) readTUN() {
 		bufs[i] = make([]byte, tun.Headroom+65536)
 	}
 	failures := 0
+	per := map[*peer]*txBatch{}
+	var msgs []udp.Message
 	for {
 		n, err := s.dev.Read(bufs, sizes, tun.Headroom)
 		if n > 0 {
 			routes := s.routes.Load()
-			per := map[*peer][][]byte{}
+			now := time.Now()
 			for i := range n {
 				pkt := bufs[i][tun.Headroom : tun.Headroom+sizes[i]]
 				_, dst, ok := ipAddrs(pkt)
@@ -1015,10 +1115,21 @@ func (s *Server) readTUN() {
 					s.dropNoRoute.Add(1)
 					continue
 				}
-				per[q] = append(per[q], append([]byte(nil), pkt...))
+				tx := per[q]
+				if tx == nil {
+					tx = &txBatch{}
+					per[q] = tx
+				}
+				tx.add(now, q.dp(), pkt)
 			}
-			for q, pkts := range per {
-				s.sendToPeer(q, pkts)
+			for q, tx := range per {
+				if len(tx.out) > 0 {
+					msgs = s.sendLink(q, tx.out, msgs)
+				}
+				tx.reset()
+				if len(per) > 64 {
+					delete(per, q)
+				}
 			}
 		}
 		if err != nil {
@@ -1088,7 +1199,7 @@ func (s *Server) Status() []PeerStatus {
 				return
 			}
 			st := PeerStatus{CommonName: p.cn, RealAddr: p.realAddr(), IP4: p.ip4, IP6: p.ip6,
-				BytesIn: p.bytesIn, BytesOut: p.bytesOut, Since: p.since, PeerID: p.id, Cipher: p.sess.Cipher().String()}
+				BytesIn: p.bytesIn.Load(), BytesOut: p.bytesOut.Load(), Since: p.since, PeerID: p.id, Cipher: p.sess.Cipher().String()}
 			if ci := p.sess.Client(); ci != nil {
 				st.Username = ci.Username
 			}
