@@ -114,6 +114,7 @@ type Server struct {
 	udps      []*udpListener
 	tcps      []*tcp.Listener
 	closing   atomic.Bool
+	ready     chan struct{}
 	started   time.Time
 	connected atomic.Int64
 
@@ -203,7 +204,7 @@ func NewServer(p ServerParams) (*Server, error) {
 		p.StatusInterval = 60 * time.Second
 	}
 	p.Session.Role = ovpn.RoleServer
-	s := &Server{p: p, log: p.Logger, byAddr: map[peerKey]*peer{}, byID: map[int32]*peer{}, byCN: map[string][]*peer{}}
+	s := &Server{p: p, log: p.Logger, ready: make(chan struct{}), byAddr: map[peerKey]*peer{}, byID: map[int32]*peer{}, byCN: map[string][]*peer{}}
 	s.routes.Store(routing.New[*peer]())
 	var err error
 	if p.Network.IsValid() {
@@ -254,6 +255,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.r.Go(func(c context.Context) error { s.statusLoop(c); return nil })
 	}
 	s.log.Info("Initialization Sequence Completed", "listeners", len(s.p.Listens), "device", s.devName, "shards", s.r.NumShards())
+	close(s.ready)
 
 	var err error
 	select {
@@ -271,7 +273,10 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
-// Addrs returns the bound listener addresses (useful with port 0).
+// Ready is closed once the listeners are open and the server serves clients.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addrs returns the bound listener addresses (useful with port 0), once Ready.
 func (s *Server) Addrs() []Listen {
 	var out []Listen
 	for _, u := range s.udps {
@@ -813,14 +818,24 @@ func (s *Server) drive(now time.Time, p *peer) {
 	if p.sess == nil {
 		return
 	}
+	// Routes must exist before the PUSH_REPLY leaves, or the client's first packets
+	// could arrive before the server knows its address.
+	evs := p.sess.Events()
+	for _, ev := range evs {
+		if ev.Kind == ovpn.EventConnected {
+			s.peerEvent(now, p, ev)
+		}
+	}
 	if out := p.sess.Outgoing(); len(out) > 0 && !p.closed {
 		p.msgs = s.sendLink(p, out, p.msgs)
 	}
 	if in := p.sess.Delivered(); len(in) > 0 {
 		s.fromClient(now, p, in)
 	}
-	for _, ev := range p.sess.Events() {
-		s.peerEvent(now, p, ev)
+	for _, ev := range evs {
+		if ev.Kind != ovpn.EventConnected {
+			s.peerEvent(now, p, ev)
+		}
 	}
 	if p.closed {
 		return
