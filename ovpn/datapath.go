@@ -3,9 +3,11 @@ package ovpn
 import (
 	"bytes"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"weft/compress"
 	"weft/datachan"
 	"weft/wire"
 )
@@ -28,6 +30,17 @@ type DataPath struct {
 	dropNoKey, dropMalform  atomic.Uint64
 	notReady                atomic.Uint64
 	needReneg               atomic.Bool
+	dropDecomp              atomic.Uint64
+
+	// tx and rx frame payloads for compression (nil: no framing configured).
+	tx, rx atomic.Pointer[framer]
+}
+
+// framer serialises one compress.Framing (it keeps buffers between calls).
+type framer struct {
+	mu      sync.Mutex
+	f       compress.Framing
+	scratch []byte
 }
 
 // keyCounters counts a key's traffic for reneg-bytes / reneg-pkts.
@@ -98,7 +111,16 @@ func (d *DataPath) seal(now time.Time, dst, payload []byte) ([]byte, error) {
 		d.notReady.Add(1)
 		return dst, ErrNoKey
 	}
-	out, err := ks.send.Seal(dst, ks.sendID, ks.peerID, payload)
+	var out []byte
+	var err error
+	if fr := d.tx.Load(); fr != nil {
+		fr.mu.Lock()
+		fr.scratch = fr.f.Encode(fr.scratch[:0], payload)
+		out, err = ks.send.Seal(dst, ks.sendID, ks.peerID, fr.scratch)
+		fr.mu.Unlock()
+	} else {
+		out, err = ks.send.Seal(dst, ks.sendID, ks.peerID, payload)
+	}
 	if err != nil {
 		d.needReneg.Store(true)
 		return dst, err
@@ -143,6 +165,22 @@ func (d *DataPath) Decrypt(now time.Time, dst, pkt []byte) ([]byte, DataKind, er
 	}
 	d.lastRecv.Store(now.UnixNano())
 	plain := out[len(dst):]
+	if fr := d.rx.Load(); fr != nil {
+		fr.mu.Lock()
+		dec, err := fr.f.Decode(plain[:0], plain)
+		fr.mu.Unlock()
+		if err != nil {
+			d.dropDecomp.Add(1)
+			return dst, 0, err
+		}
+		if len(dec) > 0 && (cap(plain) < len(dec) || &plain[:1][0] != &dec[0]) {
+			// Decompression outgrew the buffer and allocated.
+			out = append(out[:len(dst)], dec...)
+		} else {
+			out = out[:len(dst)+len(dec)]
+		}
+		plain = out[len(dst):]
+	}
 	ks.recvCtr[kid].bytes.Add(int64(len(plain)))
 	ks.recvCtr[kid].packets.Add(1)
 	if ks.pending != nil && kid == ks.pendingID && ks.recv[kid] == ks.pending {
@@ -167,3 +205,23 @@ func (d *DataPath) touchRecv(now time.Time) { d.lastRecv.Store(now.UnixNano()) }
 func (d *DataPath) recvTime() time.Time { return time.Unix(0, d.lastRecv.Load()) }
 
 func (d *DataPath) sentTime() time.Time { return time.Unix(0, d.lastSent.Load()) }
+
+// setFraming installs the compression framing for both directions.
+func (d *DataPath) setFraming(spec compress.Spec) error {
+	if spec.CompLZO == "" && spec.Compress == "" {
+		d.tx.Store(nil)
+		d.rx.Store(nil)
+		return nil
+	}
+	tx, err := compress.New(spec)
+	if err != nil {
+		return err
+	}
+	rx, err := compress.New(spec)
+	if err != nil {
+		return err
+	}
+	d.tx.Store(&framer{f: tx})
+	d.rx.Store(&framer{f: rx})
+	return nil
+}

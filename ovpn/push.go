@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"weft/compress"
 	"weft/config"
 )
 
@@ -56,6 +57,8 @@ type Pushed struct {
 	// EKM is set when the server asked for TLS keying-material export.
 	EKM    bool
 	CCExit bool
+	// Compression holds pushed comp-lzo / compress options.
+	Compression compress.Spec
 	// Ignored lists options that were accepted but have no effect in weft.
 	Ignored []string
 	// Raw is the list of options as received.
@@ -225,6 +228,16 @@ func applyPushOption(p *Pushed, a []string) (cont int, err error) {
 			p.PingExit = n
 		case "tun-mtu":
 			p.TunMTU = n
+		}
+	case "comp-lzo":
+		p.Compression.CompLZO = "adaptive"
+		if len(a) > 1 {
+			p.Compression.CompLZO = a[1]
+		}
+	case "compress":
+		p.Compression.Compress = "stub"
+		if len(a) > 1 {
+			p.Compression.Compress = a[1]
 		}
 	case "key-derivation":
 		if err := need(1); err != nil {

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"weft/compress"
 	"weft/controlwrap"
 	"weft/datachan"
 	"weft/reliable"
@@ -56,6 +57,9 @@ type Config struct {
 	Pull bool
 	// Options is the OCC options string sent in key method 2.
 	Options string
+	// Compression is the local compression configuration (comp-lzo, compress,
+	// allow-compression); a client merges what the server pushes.
+	Compression compress.Spec
 	// PeerInfoExtra is appended to the generated peer-info (KEY=VALUE lines).
 	PeerInfoExtra string
 	Username      string
@@ -755,6 +759,9 @@ func (s *Session) peerInfo() string {
 		b.WriteString("IV_NCP=2\n")
 	}
 	fmt.Fprintf(&b, "IV_CIPHERS=%s\nIV_PROTO=%d\n", strings.Join(names, ":"), proto)
+	for _, l := range compress.PeerInfo(s.cfg.Compression) {
+		b.WriteString(l + "\n")
+	}
 	b.WriteString("IV_GUI_VER=weft\n")
 	if s.cfg.PeerInfoExtra != "" {
 		b.WriteString(strings.TrimRight(s.cfg.PeerInfoExtra, "\n"))
@@ -901,6 +908,17 @@ func (s *Session) finishPush(now time.Time) {
 	if p.PingExit >= 0 {
 		s.pingExit = time.Duration(p.PingExit) * time.Second
 	}
+	spec, err := s.cfg.Compression.Merge(p.Compression)
+	if err == nil {
+		err = s.dp.setFraming(spec)
+	}
+	if err != nil {
+		s.fail(EventFatal, "compression: "+err.Error())
+		return
+	}
+	if w := spec.Warning(); w != "" {
+		s.log.Warn(w)
+	}
 	s.pushed = p
 	for _, ig := range p.Ignored {
 		s.log.Debug("pushed option ignored", "option", ig)
@@ -1010,6 +1028,23 @@ func (s *Session) sendPushReply(now time.Time, ks *keyState) {
 	s.ekm = proto&IVProtoTLSKeyExport != 0
 	s.ccExit = proto&IVProtoCCExit != 0
 	opts := append([]string(nil), s.pushOpts...)
+	usesLZO := s.client != nil && strings.Contains(s.client.Options+",", ",comp-lzo,")
+	var lines []string
+	for k, v := range pi {
+		lines = append(lines, k+"="+v)
+	}
+	spec, push := s.cfg.Compression.Migrate(usesLZO, lines)
+	if push != "" {
+		opts = append(opts, push)
+	}
+	if err := s.dp.setFraming(spec); err != nil {
+		s.writeMessage(ks, "AUTH_FAILED,compression configuration error")
+		s.emit(Event{Kind: EventAuthFailed, Reason: "compression: " + err.Error()})
+		return
+	}
+	if w := spec.Warning(); w != "" {
+		s.log.Warn(w)
+	}
 	if s.peerID >= 0 && proto&IVProtoDataV2 != 0 {
 		opts = append(opts, fmt.Sprintf("peer-id %d", s.peerID))
 	} else {

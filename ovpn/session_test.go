@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"weft/certcheck"
+	"weft/compress"
 	"weft/controlwrap"
 	"weft/datachan"
 	"weft/internal/testpki"
@@ -118,6 +119,9 @@ type pairOpts struct {
 	pingRestart   time.Duration
 	clientEngine  string
 	serverEngine  string
+	clientComp    compress.Spec
+	serverComp    compress.Spec
+	pushExtra     []string
 }
 
 func newPair(t testing.TB, o pairOpts) *testNet {
@@ -141,19 +145,19 @@ func newPair(t testing.TB, o pairOpts) *testNet {
 	cs, err := NewSession(Config{
 		Role: RoleClient, TLS: eng, TLSConfig: p.tlsConfig(false), Wrapper: wrapper(t, o.wrap, false),
 		DataCiphers: o.clientCiphers, DisableEKM: o.disableEKM, Pull: true,
-		Options: "V4,dev-type tun,tls-client", RenegSec: o.clientReneg, PingRestart: o.pingRestart,
+		Options: "V4,dev-type tun,tls-client", RenegSec: o.clientReneg, PingRestart: o.pingRestart, Compression: o.clientComp,
 	}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ss, err := NewSession(Config{
 		Role: RoleServer, TLS: seng, TLSConfig: p.tlsConfig(true), Wrapper: wrapper(t, o.wrap, true),
-		DataCiphers: o.serverCiphers, Options: "V4,dev-type tun,tls-server", RenegSec: o.serverReneg, PeerID: 7,
+		DataCiphers: o.serverCiphers, Options: "V4,dev-type tun,tls-server", RenegSec: o.serverReneg, PeerID: 7, Compression: o.serverComp,
 		Authorize: func(ci *ClientInfo) ([]string, error) {
 			if ci.CommonName != "client" {
 				return nil, fmt.Errorf("unexpected client %q", ci.CommonName)
 			}
-			return []string{"topology subnet", "route-gateway 10.8.0.1", "ifconfig 10.8.0.2 255.255.255.0", "ifconfig-ipv6 fd00:8::1000/64 fd00:8::1", "ping 10", "ping-restart 60"}, nil
+			return append([]string{"topology subnet", "route-gateway 10.8.0.1", "ifconfig 10.8.0.2 255.255.255.0", "ifconfig-ipv6 fd00:8::1000/64 fd00:8::1", "ping 10", "ping-restart 60"}, o.pushExtra...), nil
 		},
 	}, now)
 	if err != nil {
@@ -444,4 +448,45 @@ func TestGarbageIsCountedNotFatal(t *testing.T) {
 		t.Error("garbage produced session events")
 	}
 	n.exchange(10)
+}
+
+func TestCompressionFramings(t *testing.T) {
+	cases := []struct {
+		name       string
+		server     compress.Spec
+		client     compress.Spec
+		push       string
+		compressed bool
+	}{
+		{"comp-lzo no", compress.Spec{CompLZO: "no"}, compress.Spec{}, "comp-lzo no", false},
+		{"compress stub-v2", compress.Spec{Compress: "stub-v2"}, compress.Spec{}, "compress stub-v2", false},
+		{"lz4-v2 both allow yes", compress.Spec{Compress: "lz4-v2", Allow: "yes"}, compress.Spec{Allow: "yes"}, "compress lz4-v2", true},
+		{"comp-lzo yes, client asym", compress.Spec{CompLZO: "yes", Allow: "yes"}, compress.Spec{}, "comp-lzo yes", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newPair(t, pairOpts{wrap: wrapCrypt, serverComp: tc.server, clientComp: tc.client, pushExtra: []string{tc.push}})
+			n.connect(10 * time.Second)
+			// Compressible packets both ways must arrive intact.
+			n.cTun, n.sTun = nil, nil
+			big := append([]byte{0x45}, bytes.Repeat([]byte("weft compress "), 80)...)
+			n.c.SendIP(n.now, big)
+			sOut := len(n.c.out[len(n.c.out)-1])
+			n.s.SendIP(n.now, big)
+			cOut := len(n.s.out[len(n.s.out)-1])
+			n.settle()
+			if len(n.sTun) != 1 || !bytes.Equal(n.sTun[0], big) || len(n.cTun) != 1 || !bytes.Equal(n.cTun[0], big) {
+				t.Fatalf("compressible packet not delivered intact both ways")
+			}
+			// The server sends compressed only with allow-compression yes; a client
+			// on the default (asym) never does.
+			if got := cOut < len(big); got != tc.compressed {
+				t.Errorf("server sent %d bytes for a %d-byte packet; compressed = %v, want %v", cOut, len(big), got, tc.compressed)
+			}
+			if clientCompressed := sOut < len(big); clientCompressed != (tc.compressed && tc.client.Allow == "yes") {
+				t.Errorf("client sent %d bytes; compressed = %v", sOut, clientCompressed)
+			}
+			n.exchange(20)
+		})
+	}
 }
