@@ -10,7 +10,7 @@ import (
 // CertCheckOptions returns the peer-verification options for package
 // certcheck described by the configuration: roots from ca, remote-cert-tls,
 // remote-cert-ku, remote-cert-eku, verify-x509-name and crl-verify.
-func (c *Client) CertCheckOptions() (certcheck.Options, error) {
+func (c *Common) CertCheckOptions() (certcheck.Options, error) {
 	roots, err := certcheck.LoadCAPool(c.CA)
 	if err != nil {
 		return certcheck.Options{}, fmt.Errorf("config: ca %s: %w", c.CAFile, err)
@@ -33,10 +33,10 @@ func (c *Client) CertCheckOptions() (certcheck.Options, error) {
 	return opts, nil
 }
 
-// Certificate returns the client's TLS certificate (cert, followed by the
+// Certificate returns the local TLS certificate (cert, followed by the
 // extra-certs chain, with key), or nil when the configuration has no
-// certificate (auth-user-pass only).
-func (c *Client) Certificate() (*tls.Certificate, error) {
+// certificate (a client using auth-user-pass only).
+func (c *Common) Certificate() (*tls.Certificate, error) {
 	if c.Cert == nil {
 		return nil, nil
 	}

@@ -272,6 +272,54 @@ func TestClientDirectives(t *testing.T) {
 		{"log-append", "log-append x.log\n", func(c *Client) bool { return c.Log == filepath.Join(dir, "x.log") && c.LogAppend }, ""},
 		{"writepid", "writepid /run/w.pid\n", func(c *Client) bool { return c.WritePID == "/run/w.pid" }, ""},
 
+		// weft directives.
+		{"key-derivation default", "", func(c *Client) bool { return c.KeyDerivation == "tls-ekm" }, ""},
+		{"key-derivation prf", "key-derivation prf\n", func(c *Client) bool { return c.KeyDerivation == "prf" }, ""},
+		{"key-derivation tls-ekm", "key-derivation prf\nkey-derivation tls-ekm\n", func(c *Client) bool { return c.KeyDerivation == "tls-ekm" }, ""},
+		{"key-derivation bad", "key-derivation hkdf\n", nil, `c.conf:6: key-derivation: |unknown method "hkdf" (want prf or tls-ekm)`},
+		{"key-derivation none", "key-derivation\n", nil, "c.conf:6: key-derivation: |takes 1 argument, got 0"},
+		{"tls-engine go", "tls-engine go\n", func(c *Client) bool { return c.TLSEngine == "go" }, ""},
+		{"tls-engine openssl", "tls-engine openssl\n", func(c *Client) bool { return c.TLSEngine == "openssl" }, ""},
+		{"tls-engine default", "", func(c *Client) bool { return c.TLSEngine == "" }, ""},
+		{"tls-engine bad", "tls-engine boringssl\n", nil, `c.conf:6: tls-engine: |unknown TLS engine "boringssl"`},
+		{"userspace", "userspace\n", func(c *Client) bool { return c.Userspace && len(c.Warnings) == 0 }, ""},
+		{"userspace args", "userspace yes\n", nil, "c.conf:6: userspace: |takes 0 arguments, got 1"},
+		{"socks-listen", "userspace\nsocks-listen 127.0.0.1:1080\n", func(c *Client) bool { return c.SocksListen == "127.0.0.1:1080" }, ""},
+		{"socks-listen v6", "userspace\nsocks-listen [::1]:1080\n", func(c *Client) bool { return c.SocksListen == "[::1]:1080" }, ""},
+		{"socks-listen name", "userspace\nsocks-listen localhost:0\n", func(c *Client) bool { return c.SocksListen == "localhost:0" }, ""},
+		{"socks-listen without userspace", "socks-listen 127.0.0.1:1080\n", func(c *Client) bool {
+			return len(c.Warnings) == 1 && c.Warnings[0] == "c.conf:6: socks-listen: has no effect without userspace"
+		}, ""},
+		{"socks-listen no port", "socks-listen 127.0.0.1\n", nil, `c.conf:6: socks-listen: |address "127.0.0.1": want HOST:PORT`},
+		{"socks-listen bare v6", "socks-listen ::1:1080\n", nil, `c.conf:6: socks-listen: |want HOST:PORT, with IPv6 addresses in brackets`},
+		{"socks-listen bracket v4", "socks-listen [127.0.0.1]:1080\n", nil, `c.conf:6: socks-listen: |brackets are only for IPv6`},
+		{"socks-listen bad port", "socks-listen 127.0.0.1:70000\n", nil, `c.conf:6: socks-listen: |port: 70000 out of range 0..65535`},
+		{"socks-listen bad host", "socks-listen a/b:1\n", nil, `c.conf:6: socks-listen: |"a/b" is neither an IP address nor a host name`},
+		{"socks-listen empty host", "socks-listen :1080\n", nil, `c.conf:6: socks-listen: |empty host`},
+		{"forward", "userspace\nforward tcp 127.0.0.1:8080 10.8.0.1:80\nforward udp [::1]:5353 [fd00:8::1]:53\n", func(c *Client) bool {
+			return reflect.DeepEqual(c.Forwards, [][]string{{"tcp", "127.0.0.1:8080", "10.8.0.1:80"}, {"udp", "[::1]:5353", "[fd00:8::1]:53"}}) &&
+				c.ReverseForwards == nil
+		}, ""},
+		{"forward dest name", "userspace\nforward tcp 127.0.0.1:8080 intranet.example:80\n", func(c *Client) bool { return c.Forwards[0][2] == "intranet.example:80" }, ""},
+		{"forward bad proto", "forward sctp 127.0.0.1:1 10.0.0.1:1\n", nil, `c.conf:6: forward: |unknown protocol "sctp" (want tcp or udp)`},
+		{"forward bad listen", "forward tcp 127.0.0.1 10.0.0.1:1\n", nil, `c.conf:6: forward: |listen address "127.0.0.1": want HOST:PORT`},
+		{"forward bad dest", "forward tcp 127.0.0.1:1 fd00::1:80\n", nil, `c.conf:6: forward: |destination "fd00::1:80": want HOST:PORT, with IPv6 addresses in brackets`},
+		{"forward dest port 0", "forward tcp 127.0.0.1:1 10.0.0.1:0\n", nil, `c.conf:6: forward: |destination "10.0.0.1:0": port: 0 out of range 1..65535`},
+		{"forward args", "forward tcp 127.0.0.1:1\n", nil, "c.conf:6: forward: |takes 3 arguments, got 2"},
+		{"reverse-forward", "userspace\nreverse-forward tcp 10.8.0.2:2222 127.0.0.1:22\nreverse-forward udp [fd00:8::2]:53 [::1]:53\n", func(c *Client) bool {
+			return reflect.DeepEqual(c.ReverseForwards, [][]string{{"tcp", "10.8.0.2:2222", "127.0.0.1:22"}, {"udp", "[fd00:8::2]:53", "[::1]:53"}})
+		}, ""},
+		{"reverse-forward without userspace", "reverse-forward tcp 10.8.0.2:2222 127.0.0.1:22\n", func(c *Client) bool {
+			return len(c.Warnings) == 1 && strings.HasPrefix(c.Warnings[0], "c.conf:6: reverse-forward: has no effect without userspace")
+		}, ""},
+		{"reverse-forward bad", "reverse-forward tcp [10.8.0.2]:2222 127.0.0.1:22\n", nil, `c.conf:6: reverse-forward: |brackets are only for IPv6`},
+		{"comp-lzo async rejected", "comp-lzo async\n", nil, `c.conf:6: comp-lzo: |unknown mode "async" (want yes, no or adaptive)`},
+		{"comp-lzo yes", "comp-lzo yes\n", func(c *Client) bool { return c.CompLZO == "yes" }, ""},
+		{"keepalive ratio", "keepalive 10 15\n", nil, "c.conf:6: keepalive: |timeout 15 must be at least twice the interval 10"},
+		{"keepalive 1:2", "keepalive 10 20\n", func(c *Client) bool { return c.Ping == 10*sec && c.PingRestart == 20*sec }, ""},
+		{"server-only listen", "listen udp *:1194\n", nil, `c.conf:6: listen: |"listen" is a server directive`},
+		{"server-only iroute", "iroute 10.0.0.0 255.0.0.0\n", nil, `c.conf:6: iroute: |"iroute" is a server directive`},
+
 		// Unknown and ignored directives.
 		{"unknown", "frobnicate 1\n", nil, "c.conf:6: frobnicate: |unknown directive"},
 		{"unknown dashes", "--frobnicate\n", nil, "c.conf:6: frobnicate: |unknown directive"},

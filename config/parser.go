@@ -18,7 +18,8 @@ var ErrUnknownDirective = errors.New("unknown directive")
 var ErrUnsupported = errors.New("not supported by weft")
 
 // handler handles one directive for a configuration of type T. It is the
-// unit of the per-mode tables (client today, server later).
+// unit of the per-mode tables (commonDirectives for Common, lifted into the
+// client and server tables by withCommon).
 type handler[T any] struct {
 	minArgs, maxArgs int  // allowed number of arguments; maxArgs < 0: unlimited
 	inline           bool // may be given as an inline block <name>...</name>
@@ -33,9 +34,26 @@ type parser struct {
 	fwdCompat bool            // setenv FORWARD_COMPATIBLE 1
 	warn      func(d Directive, format string, args ...any)
 	seen      map[string]Directive // last occurrence of each directive
+	// ignored lists directives of another mode that this mode skips with a
+	// warning (name → reason), as OpenVPN does for dh in client mode.
+	ignored map[string]string
+	// foreign lists directives that belong to another mode or context
+	// (name → message); they are errors wrapping ErrUnknownDirective.
+	foreign map[string]string
 }
 
-// ignoredUnknown lists directives that are not implemented but that, like
+// newParser returns a parser for the configuration name whose relative
+// file names resolve against dir; warnings are appended to *warnings.
+func newParser(name, dir string, warnings *[]string, ignored, foreign map[string]string) *parser {
+	p := &parser{file: name, dir: dir, ignore: map[string]bool{}, seen: map[string]Directive{},
+		ignored: ignored, foreign: foreign}
+	p.warn = func(d Directive, format string, args ...any) {
+		*warnings = append(*warnings, dirErr(d, fmt.Errorf(format, args...)).Error())
+	}
+	return p
+}
+
+// ignoredInClient lists directives that are not implemented but that, like
 // OpenVPN in client mode, we ignore with a warning instead of failing.
 // The list is deliberately small: only options whose absence cannot weaken
 // security or change the tunnel's behaviour for the peer.
@@ -46,12 +64,52 @@ var ignoredInClient = map[string]string{
 
 // serverOnly lists directives that only make sense in a server
 // configuration, to give a better message than "unknown directive".
-var serverOnly = map[string]bool{
-	"server": true, "server-ipv6": true, "mode": true, "tls-server": true,
-	"client-config-dir": true, "ifconfig-pool": true, "ifconfig-pool-persist": true,
-	"push": true, "push-reset": true, "client-to-client": true, "duplicate-cn": true,
-	"auth-user-pass-verify": true, "tls-verify": true, "max-clients": true,
-	"ccd-exclusive": true, "username-as-common-name": true, "verify-client-cert": true,
+var serverOnly = []string{
+	"server", "server-ipv6", "server-bridge", "mode", "tls-server", "listen",
+	"client-config-dir", "ccd-exclusive", "ifconfig-pool", "ifconfig-ipv6-pool", "ifconfig-pool-persist",
+	"push", "push-reset", "push-remove", "client-to-client", "duplicate-cn",
+	"auth-user-pass-verify", "tls-verify", "max-clients", "max-routes-per-client",
+	"username-as-common-name", "verify-client-cert", "client-cert-not-required",
+	"status-version", "multihome", "iroute", "iroute-ipv6", "ifconfig-push", "ifconfig-ipv6-push",
+	"disable", "client-connect", "client-disconnect", "learn-address", "auth-gen-token",
+	"stale-routes-check", "connect-freq",
+}
+
+// clientOnly lists directives that only make sense in a client
+// configuration.
+var clientOnly = []string{
+	"client", "tls-client", "pull", "remote", "remote-random", "rport", "nobind",
+	"resolv-retry", "server-poll-timeout", "connect-retry", "connect-retry-max",
+	"auth-user-pass", "auth-nocache", "route-nopull", "pull-filter", "redirect-gateway",
+	"dhcp-option", "userspace", "socks-listen", "forward", "reverse-forward", "http-proxy", "socks-proxy",
+}
+
+// ccdOnly lists directives that OpenVPN only accepts in a client-specific
+// context (a client-config-dir file).
+var ccdOnly = []string{
+	"iroute", "iroute-ipv6", "ifconfig-push", "ifconfig-ipv6-push", "push-reset", "push-remove", "disable",
+}
+
+// Foreign-directive messages for each mode, built by init.
+var (
+	foreignInClient map[string]string
+	foreignInServer map[string]string
+)
+
+func init() {
+	foreignInClient = map[string]string{}
+	for _, n := range serverOnly {
+		foreignInClient[n] = fmt.Sprintf("%q is a server directive, not valid in a client configuration", n)
+	}
+	foreignInServer = map[string]string{}
+	for _, n := range clientOnly {
+		foreignInServer[n] = fmt.Sprintf("%q is a client directive, not valid in a server configuration", n)
+	}
+	foreignInServer["dhcp-option"] = `"dhcp-option" is a client directive; a server pushes it with push "dhcp-option ..."`
+	foreignInServer["redirect-gateway"] = `"redirect-gateway" is a client directive; a server pushes it with push "redirect-gateway ..."`
+	for _, n := range ccdOnly {
+		foreignInServer[n] = fmt.Sprintf("%q is only valid in a client-config-dir file", n)
+	}
 }
 
 // run dispatches the directives ds to the handlers in table. The generic
@@ -88,14 +146,14 @@ func run[T any](t *T, p *parser, table map[string]handler[T], ds []Directive) er
 			case p.ignore[d.Name]:
 				p.warn(d, "ignoring unknown directive %q (ignore-unknown-option)", d.Name)
 				continue
-			case ignoredInClient[d.Name] != "":
-				p.warn(d, "ignoring %q: %s", d.Name, ignoredInClient[d.Name])
+			case p.ignored[d.Name] != "":
+				p.warn(d, "ignoring %q: %s", d.Name, p.ignored[d.Name])
 				continue
 			case p.fwdCompat:
 				p.warn(d, "ignoring unknown directive %q (setenv FORWARD_COMPATIBLE 1)", d.Name)
 				continue
-			case serverOnly[d.Name]:
-				return dirErr(d, fmt.Errorf("%w: %q is a server directive, not valid in a client configuration", ErrUnknownDirective, d.Name))
+			case p.foreign[d.Name] != "":
+				return dirErr(d, fmt.Errorf("%w: %s", ErrUnknownDirective, p.foreign[d.Name]))
 			}
 			return dirErr(d, ErrUnknownDirective)
 		}

@@ -1,7 +1,13 @@
 // Command weft is an OpenVPN-compatible VPN.
 //
-//	weft client --config FILE [--verb N] [--tls-engine go]
+//	weft client --config FILE [--verb N] [--tls-engine NAME]
+//	weft server --config FILE [--verb N] [--tls-engine NAME]
 //	weft version
+//
+// --tls-engine overrides the configuration's tls-engine directive. Exit codes:
+// 0 after a clean shutdown on SIGTERM/SIGINT, 1 for errors (bad configuration,
+// fatal run-time errors), 2 for usage errors, 3 when a client's authentication
+// failed (AUTH_FAILED).
 package main
 
 import (
@@ -27,6 +33,7 @@ func main() {
 
 const usage = `usage:
   weft client --config FILE [--verb N] [--tls-engine NAME]
+  weft server --config FILE [--verb N] [--tls-engine NAME]
   weft version
 `
 
@@ -38,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "client":
 		return runClient(args[1:], stderr)
+	case "server":
+		return runServer(args[1:], stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "weft %s\nTLS engines: %v\n", version(), tlsengine.Names())
 		return 0
@@ -70,27 +79,49 @@ func verbLevel(verb int) slog.Level {
 	}
 }
 
-func runClient(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("client", flag.ContinueOnError)
+// commonFlags are the flags of the client and server commands.
+type commonFlags struct {
+	fs      *flag.FlagSet
+	config  *string
+	verb    *int
+	engine  *string
+	command string
+}
+
+func newFlags(command string, stderr io.Writer) *commonFlags {
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "OpenVPN client configuration file")
-	verb := fs.Int("verb", -1, "log verbosity 0..11 (overrides the config's verb)")
-	engine := fs.String("tls-engine", "", "TLS engine (default go)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	return &commonFlags{
+		fs:      fs,
+		command: command,
+		config:  fs.String("config", "", "OpenVPN "+command+" configuration file"),
+		verb:    fs.Int("verb", -1, "log verbosity 0..11 (overrides the config's verb)"),
+		engine:  fs.String("tls-engine", "", "TLS engine (overrides the config's tls-engine; default go)"),
 	}
-	if *cfgPath == "" {
-		fmt.Fprintln(stderr, "weft client: --config FILE is required")
-		return 2
+}
+
+// parse parses args; ok is false after a usage error (exit code 2).
+func (f *commonFlags) parse(args []string, stderr io.Writer) bool {
+	if err := f.fs.Parse(args); err != nil {
+		return false
 	}
-	cfg, err := config.ParseClientFile(*cfgPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "weft: config error: %v\n", err)
-		return 1
+	if f.fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "weft %s: unexpected argument %q\n", f.command, f.fs.Arg(0))
+		return false
 	}
-	v := cfg.Verb
-	if *verb >= 0 {
-		v = *verb
+	if *f.config == "" {
+		fmt.Fprintf(stderr, "weft %s: --config FILE is required\n", f.command)
+		return false
+	}
+	return true
+}
+
+// logger returns the logger for a configuration's verb (or --verb), and logs
+// the configuration's warnings.
+func (f *commonFlags) logger(stderr io.Writer, cfgVerb int, warnings []string) *slog.Logger {
+	v := cfgVerb
+	if *f.verb >= 0 {
+		v = *f.verb
 	}
 	// verb 1..2 would hide connection progress; weft logs it at info from verb 1.
 	level := verbLevel(v)
@@ -98,14 +129,43 @@ func runClient(args []string, stderr io.Writer) int {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	for _, w := range cfg.Warnings {
+	for _, w := range warnings {
 		log.Warn(w)
 	}
-	params, err := handlers.ClientParamsFromConfig(cfg, *engine, log)
+	return log
+}
+
+// tlsEngine returns the engine to use: --tls-engine, else the config's tls-engine.
+func (f *commonFlags) tlsEngine(fromConfig string) string {
+	if *f.engine != "" {
+		return *f.engine
+	}
+	return fromConfig
+}
+
+func runClient(args []string, stderr io.Writer) int {
+	f := newFlags("client", stderr)
+	if !f.parse(args, stderr) {
+		return 2
+	}
+	cfg, err := config.ParseClientFile(*f.config)
+	if err != nil {
+		fmt.Fprintf(stderr, "weft: config error: %v\n", err)
+		return 1
+	}
+	log := f.logger(stderr, cfg.Verb, cfg.Warnings)
+	if cfg.Userspace || cfg.SocksListen != "" || len(cfg.Forwards) > 0 || len(cfg.ReverseForwards) > 0 {
+		// TODO(lead): wire userspace mode (netstack, socks-listen, forwards) into ClientParams.
+		log.Error("configuration error", "err", "userspace, socks-listen, forward and reverse-forward are not supported by this build of weft client yet")
+		return 1
+	}
+	params, err := handlers.ClientParamsFromConfig(cfg, f.tlsEngine(cfg.TLSEngine), log)
 	if err != nil {
 		log.Error("configuration error", "err", err)
 		return 1
 	}
+	// TODO(lead): move into ClientParamsFromConfig.
+	params.Session.DisableEKM = params.Session.DisableEKM || cfg.KeyDerivation == "prf"
 	cl, err := handlers.NewClient(params)
 	if err != nil {
 		log.Error("configuration error", "err", err)
@@ -120,5 +180,36 @@ func runClient(args []string, stderr io.Writer) int {
 		log.Error("client stopped", "err", err)
 		return 1
 	}
+	return 0
+}
+
+func runServer(args []string, stderr io.Writer) int {
+	f := newFlags("server", stderr)
+	if !f.parse(args, stderr) {
+		return 2
+	}
+	cfg, err := config.ParseServerFile(*f.config)
+	if err != nil {
+		fmt.Fprintf(stderr, "weft: config error: %v\n", err)
+		return 1
+	}
+	log := f.logger(stderr, cfg.Verb, cfg.Warnings)
+	params, err := handlers.ServerParamsFromConfig(cfg, f.tlsEngine(cfg.TLSEngine), log)
+	if err != nil {
+		log.Error("configuration error", "err", err)
+		return 1
+	}
+	srv, err := handlers.NewServer(params)
+	if err != nil {
+		log.Error("configuration error", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Run(ctx); err != nil {
+		log.Error("server stopped", "err", err)
+		return 1
+	}
+	log.Info("server stopped")
 	return 0
 }
