@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"strings"
 
-	"weft/certcheck"
+	"weft/compress"
 	"weft/config"
 	"weft/controlwrap"
 	"weft/datachan"
@@ -39,24 +39,17 @@ func ClientParamsFromConfig(c *config.Client, engine string, log *slog.Logger) (
 	if err != nil {
 		return p, err
 	}
-	pool, err := certcheck.LoadCAPool(c.CA)
-	if err != nil {
-		return p, fmt.Errorf("%s: ca %s: %w", c.Name, c.CAFile, err)
-	}
 	tc := &tlsengine.Config{}
-	if len(c.Cert) > 0 {
-		certPEM := append(append([]byte(nil), c.Cert...), c.ExtraCerts...)
-		cert, err := tls.X509KeyPair(certPEM, c.Key)
-		if err != nil {
-			return p, fmt.Errorf("%s: cert %s / key %s: %w", c.Name, c.CertFile, c.KeyFile, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	cert, err := c.Certificate()
+	if err != nil {
+		return p, fmt.Errorf("%s: %w", c.Name, err)
 	}
-	opts := certcheck.Options{
-		Roots:          pool,
-		RemoteCertTLS:  c.RemoteCertTLS,
-		VerifyX509Name: c.VerifyX509Name,
-		VerifyX509Type: c.VerifyX509Type,
+	if cert != nil {
+		tc.Certificates = []tls.Certificate{*cert}
+	}
+	opts, err := c.CertCheckOptions()
+	if err != nil {
+		return p, fmt.Errorf("%s: %w", c.Name, err)
 	}
 	verify := opts.VerifyPeerCertificate()
 	tc.VerifyPeer = func(raw [][]byte) error {
@@ -68,8 +61,9 @@ func ClientParamsFromConfig(c *config.Client, engine string, log *slog.Logger) (
 	if tc.MinVersion, err = tlsVersion(c.TLSVersionMin); err != nil {
 		return p, fmt.Errorf("%s: tls-version-min: %w", c.Name, err)
 	}
-	if c.TLSVersionMinOrHighest {
-		tc.MinVersion = 0
+	if c.TLSVersionMinOrHighest && tc.MinVersion == tls.VersionTLS13 {
+		// "or-highest": fall back to the highest version we support, which is 1.3.
+		tc.MinVersion = tls.VersionTLS13
 	}
 	if c.TLSVersionMax != "" {
 		if tc.MaxVersion, err = tlsVersion(c.TLSVersionMax); err != nil {
@@ -143,7 +137,8 @@ func ClientParamsFromConfig(c *config.Client, engine string, log *slog.Logger) (
 		TLSConfig:          tc,
 		DataCiphers:        ciphers,
 		Fallback:           fallback,
-		DisableEKM:         false, // set from c.KeyDerivation once the directive exists
+		DisableEKM:         c.KeyDerivation == "prf",
+		Compression:        compress.Spec{CompLZO: c.CompLZO, Compress: c.Compress, Allow: c.AllowCompression},
 		Pull:               c.Pull,
 		Options:            occ,
 		PeerInfoExtra:      strings.Join(extra, "\n"),

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -60,6 +61,14 @@ type ServerParams struct {
 	Topology  string // subnet (default) or net30
 	PoolStart netip.Addr
 	PoolEnd   netip.Addr
+	// NoPool gives clients addresses only through ifconfig-push (server … nopool).
+	NoPool bool
+	// Routes are kernel routes added to the server's tunnel device (route,
+	// route-ipv6): networks behind clients' iroutes.
+	Routes []netip.Prefix
+	// RenegSecMin randomises each client's renegotiation interval between it and
+	// Session.RenegSec, as OpenVPN servers do.
+	RenegSecMin time.Duration
 	// Push lists options pushed to every client.
 	Push           []string
 	ClientToClient bool
@@ -67,6 +76,8 @@ type ServerParams struct {
 	MaxClients     int
 	// CCD returns the client-config-dir entry for a common name (nil: none).
 	CCD func(cn string) (*CCD, error)
+	// CCDExclusive refuses clients without a client-config-dir entry.
+	CCDExclusive bool
 	// Ping and PingRestart are the pushed keepalive values (keepalive A B pushes
 	// ping A, ping-restart B; the server itself uses ping A, ping-restart 2B).
 	PushPing, PushPingRestart int
@@ -207,10 +218,12 @@ func NewServer(p ServerParams) (*Server, error) {
 	s := &Server{p: p, log: p.Logger, ready: make(chan struct{}), byAddr: map[peerKey]*peer{}, byID: map[int32]*peer{}, byCN: map[string][]*peer{}}
 	s.routes.Store(routing.New[*peer]())
 	var err error
-	if p.Network.IsValid() {
+	if p.Network.IsValid() && (!p.NoPool || p.PoolStart.IsValid()) {
 		if s.pool4, err = newPool4(p.Network, p.Topology, p.PoolStart, p.PoolEnd); err != nil {
 			return nil, err
 		}
+	}
+	if p.Network.IsValid() {
 		s.local4 = addN(p.Network.Masked().Addr(), 1)
 	}
 	if p.Network6.IsValid() {
@@ -324,6 +337,9 @@ func (s *Server) openDevice() error {
 	if s.local6.IsValid() {
 		lc.Addrs = append(lc.Addrs, tun.Addr{Prefix: netip.PrefixFrom(s.local6, s.p.Network6.Bits())})
 	}
+	for _, r := range s.p.Routes {
+		lc.Routes = append(lc.Routes, tun.Route{Dst: r})
+	}
 	if err := s.p.Configure(s.devName, lc); err != nil {
 		return fmt.Errorf("configure %s: %w", s.devName, err)
 	}
@@ -426,6 +442,10 @@ func (s *Server) newSessionConfig(p *peer) (ovpn.Config, error) {
 	}
 	cfg.Wrapper = w
 	cfg.PeerID = p.id
+	if max, min := cfg.RenegSec, s.p.RenegSecMin; max > 0 && min > 0 && min < max {
+		// Spread renegotiations: max − random % (max − min), per client.
+		cfg.RenegSec = max - time.Duration(mrand.Int64N(int64(max-min)))
+	}
 	cfg.TCP = p.tcp != nil
 	cfg.Authorize = func(ci *ovpn.ClientInfo) ([]string, error) { return s.authorize(p, ci) }
 	return cfg, nil
@@ -875,6 +895,9 @@ func (s *Server) peerEvent(now time.Time, p *peer, ev ovpn.Event) {
 func (s *Server) authorize(p *peer, ci *ovpn.ClientInfo) ([]string, error) {
 	p.cn = ci.CommonName
 	var ccd *CCD
+	if s.p.CCDExclusive && p.cn == "" {
+		return nil, errors.New("client has no common name and ccd-exclusive is set")
+	}
 	if s.p.CCD != nil && p.cn != "" {
 		var err error
 		if ccd, err = s.p.CCD(p.cn); err != nil {
@@ -911,6 +934,9 @@ func (s *Server) authorize(p *peer, ci *ovpn.ClientInfo) ([]string, error) {
 	}
 	if s.p.PushPingRestart > 0 {
 		push = append(push, fmt.Sprintf("ping-restart %d", s.p.PushPingRestart))
+	}
+	if s.local4.IsValid() && s.pool4 == nil && (ccd == nil || !ccd.Ifconfig.IsValid()) {
+		return nil, errors.New("no ifconfig-push for this client and the server has no address pool (nopool)")
 	}
 	if s.pool4 != nil || (ccd != nil && ccd.Ifconfig.IsValid()) {
 		if ccd != nil && ccd.Ifconfig.IsValid() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -115,12 +116,9 @@ func ServerParamsFromConfig(c *config.Server, engine string, log *slog.Logger) (
 		p.Topology = config.DefaultServerTopology
 	}
 	p.PoolStart, p.PoolEnd = c.PoolStart, c.PoolEnd
-	if c.NoPool && !c.PoolStart.IsValid() {
-		log.Warn("server ... nopool is not supported yet: clients without ifconfig-push get addresses from the server network", "config", c.Name)
-	}
-	if len(c.TunRoutes) > 0 {
-		log.Info("route directives are not applied: weft adds kernel routes for each client's iroutes when it connects", "config", c.Name, "routes", len(c.TunRoutes))
-	}
+	p.NoPool = c.NoPool
+	p.RenegSecMin = c.RenegSecMin
+	p.Routes = append([]netip.Prefix(nil), c.TunRoutes...)
 
 	// Clients.
 	p.Push = append([]string(nil), c.Push...)
@@ -132,6 +130,7 @@ func ServerParamsFromConfig(c *config.Server, engine string, log *slog.Logger) (
 	p.MaxClients = c.MaxClients
 	if c.ClientConfigDir != "" {
 		p.CCD = LoadCCD(c.ClientConfigDir, c.CCDExclusive)
+		p.CCDExclusive = c.CCDExclusive
 	}
 	p.PushPing = int(c.KeepaliveInterval.Seconds())
 	p.PushPingRestart = int(c.KeepaliveTimeout.Seconds())

@@ -1025,7 +1025,7 @@ func (s *Session) sendPushReply(now time.Time, ks *keyState) {
 		return
 	}
 	s.cipher = *chosen
-	s.ekm = proto&IVProtoTLSKeyExport != 0
+	s.ekm = proto&IVProtoTLSKeyExport != 0 && !s.cfg.DisableEKM
 	s.ccExit = proto&IVProtoCCExit != 0
 	opts := append([]string(nil), s.pushOpts...)
 	usesLZO := s.client != nil && strings.Contains(s.client.Options+",", ",comp-lzo,")

@@ -164,8 +164,6 @@ func runClient(args []string, stderr io.Writer) int {
 		log.Error("configuration error", "err", err)
 		return 1
 	}
-	// TODO(lead): move into ClientParamsFromConfig.
-	params.Session.DisableEKM = params.Session.DisableEKM || cfg.KeyDerivation == "prf"
 	cl, err := handlers.NewClient(params)
 	if err != nil {
 		log.Error("configuration error", "err", err)
