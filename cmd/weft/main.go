@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"runtime/debug"
 	"syscall"
 
@@ -41,6 +42,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
+	}
+	if path := os.Getenv("WEFT_CPUPROFILE"); path != "" {
+		// CPU profile for benchmarks: written until weft exits.
+		if f, err := os.Create(path); err == nil {
+			if err := pprof.StartCPUProfile(f); err == nil {
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			} else {
+				f.Close()
+				fmt.Fprintf(stderr, "weft: cpu profile: %v\n", err)
+			}
+		} else {
+			fmt.Fprintf(stderr, "weft: cpu profile: %v\n", err)
+		}
 	}
 	switch args[0] {
 	case "client":
