@@ -154,8 +154,12 @@ func NewClient(p ClientParams) (*Client, error) {
 // Stats returns the counters of the current session.
 func (c *Client) Stats() ovpn.Stats {
 	c.statsMu.Lock()
-	defer c.statsMu.Unlock()
-	return c.stats
+	st := c.stats
+	c.statsMu.Unlock()
+	if a := c.live.Load(); a != nil {
+		return a.sess.DataPath().Merge(st)
+	}
+	return st
 }
 
 // ErrAuthFailed is returned by Run when the server refused the client.
@@ -494,7 +498,7 @@ func (c *Client) drive(now time.Time, a *attempt) {
 		c.handleEvent(now, a, ev)
 	}
 	c.statsMu.Lock()
-	c.stats = a.sess.Stats()
+	c.stats = a.sess.ControlStats()
 	c.statsMu.Unlock()
 	if a.done {
 		return

@@ -225,3 +225,20 @@ func (d *DataPath) setFraming(spec compress.Spec) error {
 	d.rx.Store(&framer{f: rx})
 	return nil
 }
+
+// Merge returns st (a snapshot of the session's control-channel counters) with the
+// data path's live counters filled in. It is safe to call from any goroutine.
+func (d *DataPath) Merge(st Stats) Stats {
+	st.TunIn = d.tunIn.Load()
+	st.TunOut = d.tunOut.Load()
+	st.LinkIn += d.linkIn.Load()
+	st.LinkInBytes += d.linkInBytes.Load()
+	st.LinkOut += d.linkOut.Load()
+	st.LinkOutBy += d.linkOutByt.Load()
+	st.DropAuth = d.dropAuth.Load()
+	st.DropReplay = d.dropReplay.Load()
+	st.DropNoKey += d.dropNoKey.Load()
+	st.DropMalformed += d.dropMalform.Load() + d.dropDecomp.Load()
+	st.DataPacketsBeforeKeying += d.notReady.Load()
+	return st
+}

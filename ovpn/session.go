@@ -336,23 +336,15 @@ func (s *Session) Pushed() *Pushed { return s.pushed }
 // Cipher returns the negotiated data cipher.
 func (s *Session) Cipher() datachan.Cipher { return s.cipher }
 
-// Stats returns a copy of the session's counters.
+// Stats returns a copy of the session's counters. Call it on the session's shard;
+// other goroutines combine a snapshot with DataPath().Merge.
 func (s *Session) Stats() Stats {
-	st := s.stats
-	d := &s.dp
-	st.TunIn = d.tunIn.Load()
-	st.TunOut = d.tunOut.Load()
-	st.LinkIn += d.linkIn.Load()
-	st.LinkInBytes += d.linkInBytes.Load()
-	st.LinkOut += d.linkOut.Load()
-	st.LinkOutBy += d.linkOutByt.Load()
-	st.DropAuth = d.dropAuth.Load()
-	st.DropReplay = d.dropReplay.Load()
-	st.DropNoKey += d.dropNoKey.Load()
-	st.DropMalformed += d.dropMalform.Load()
-	st.DataPacketsBeforeKeying += d.notReady.Load()
-	return st
+	return s.dp.Merge(s.stats)
 }
+
+// ControlStats returns the counters kept on the session's shard, without the data
+// path's (combine them with DataPath().Merge).
+func (s *Session) ControlStats() Stats { return s.stats }
 
 // DataPath returns the session's concurrent data path.
 func (s *Session) DataPath() *DataPath { return &s.dp }
