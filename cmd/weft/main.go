@@ -22,9 +22,11 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"weft/config"
 	"weft/handlers"
+	"weft/internal/demo"
 	"weft/tlsengine"
 )
 
@@ -35,6 +37,7 @@ func main() {
 const usage = `usage:
   weft client --config FILE [--verb N] [--tls-engine NAME]
   weft server --config FILE [--verb N] [--tls-engine NAME]
+  weft demo [--clients N] [--duration D] [--bulk-mib N]
   weft version
 `
 
@@ -61,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runClient(args[1:], stderr)
 	case "server":
 		return runServer(args[1:], stderr)
+	case "demo":
+		return runDemo(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "weft %s\nTLS engines: %v\n", version(), tlsengine.Names())
 		return 0
@@ -223,5 +228,23 @@ func runServer(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("server stopped")
+	return 0
+}
+
+func runDemo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	clients := fs.Int("clients", 4, "number of clients (alternating UDP/IPv4, TCP/IPv4, UDP/IPv6)")
+	duration := fs.Duration("duration", 10*time.Second, "length of the traffic phase")
+	bulk := fs.Int("bulk-mib", 16, "size of each client-to-client transfer in MiB")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if _, err := demo.Run(ctx, demo.Options{Clients: *clients, Duration: *duration, BulkMiB: *bulk, Out: stdout}); err != nil {
+		fmt.Fprintf(stderr, "weft demo: %v\n", err)
+		return 1
+	}
 	return 0
 }
