@@ -7,10 +7,14 @@
 // every packet, which is why every buffer passed to Read and Write carries an
 // offset. Configure sets MTU, addresses, link state and routes via netlink.
 //
+// CreateMultiQueue opens one interface with several queues (IFF_MULTI_QUEUE),
+// one Device per queue, each with the same offloads, so that every shard of
+// a multi-core data plane reads and writes its own queue.
+//
 // ChannelDevice is an in-memory Device for tests that must run without root.
 //
-// Not implemented yet: multi-queue TUN (one queue per shard with
-// IFF_MULTI_QUEUE), TAP, and reporting link up/down events.
+// Not implemented yet: TAP, eBPF queue steering (TUNSETSTEERINGEBPF), and
+// reporting link up/down events.
 package tun
 
 import (

@@ -45,7 +45,9 @@ func recvAll(t *testing.T, b *Conn, from netip.AddrPort, tag string, count int) 
 	defer b.uc.SetReadDeadline(time.Time{})
 	msgs := make([]Message, 64)
 	for i := range msgs {
-		msgs[i].Buf = make([]byte, 2048)
+		// MaxDatagram: with shorter buffers a GRO socket receives one
+		// datagram per call (see TestGROSmallBuffers).
+		msgs[i].Buf = make([]byte, MaxDatagram)
 	}
 	got, calls := 0, 0
 	for got < count {
