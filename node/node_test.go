@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"weft/internal/demo"
+	"weft/node"
 )
 
 // TestNodesInOneProcess starts a server node and two client nodes on the user-space
@@ -29,7 +30,7 @@ func TestNodesInOneProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := Start(ctx, srvConf, Options{})
+	srv, err := node.Start(ctx, srvConf, node.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,12 +52,12 @@ func TestNodesInOneProcess(t *testing.T) {
 		fmt.Fprintf(w, "hello %s", r.URL.Path)
 	}))
 
-	start := func(cn, proto string, remote netip.AddrPort) *Node {
+	start := func(cn, proto string, remote netip.AddrPort) *node.Node {
 		path, err := setup.ClientConfig(cn, proto, remote)
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, err := Start(ctx, path, Options{})
+		n, err := node.Start(ctx, path, node.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
