@@ -93,7 +93,10 @@ type ServerParams struct {
 	TunMTU    int
 	OpenTUN   func(name string, mtu int) (tun.Device, error)
 	Configure func(name string, c tun.LinkConfig) error
-	Shards    int
+	// Queues is the number of TUN queues and UDP sockets per listener (default:
+	// the number of shards). It only applies to the kernel TUN (OpenTUN unset).
+	Queues int
+	Shards int
 	// OnEvent, if set, receives peer-up/peer-down events; it must not block.
 	OnEvent func(Event)
 	Logger  *slog.Logger
@@ -118,9 +121,8 @@ type Server struct {
 	nextID int32
 	routes atomic.Pointer[routing.Table[*peer]]
 
-	dev     tun.Device
+	queues  []*devQueue
 	devName string
-	devMu   sync.Mutex
 
 	udps      []*udpListener
 	tcps      []*tcp.Listener
@@ -140,11 +142,34 @@ type peerKey struct {
 	addr netip.AddrPort
 }
 
+// udpListener is one `listen udp…` address: a group of SO_REUSEPORT sockets (one
+// per shard) that the kernel steers by peer-id, so each client's data packets are
+// always read by the same goroutine.
 type udpListener struct {
-	idx  int
-	l    Listen
+	idx   int
+	l     Listen
+	conns []*udpSock
+}
+
+type udpSock struct {
 	conn *udp.Conn
 	wmu  sync.Mutex // serialises writes of shards and data-path goroutines
+}
+
+// sock returns the socket a peer's packets are sent from.
+func (u *udpListener) sock(id int32) *udpSock { return u.conns[int(id)%len(u.conns)] }
+
+// devQueue is one queue of the (multi-queue) tunnel device.
+type devQueue struct {
+	dev tun.Device
+	mu  sync.Mutex
+}
+
+func (q *devQueue) write(bufs [][]byte) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	_, err := q.dev.Write(bufs, tun.Headroom)
+	return err
 }
 
 // peer is one client. Its session is owned by its shard; fields read from other
@@ -193,9 +218,6 @@ func NewServer(p ServerParams) (*Server, error) {
 	if p.NewWrapper == nil {
 		p.NewWrapper = func() (controlwrap.Wrapper, error) { return controlwrap.NewNone(), nil }
 	}
-	if p.OpenTUN == nil {
-		p.OpenTUN = tun.Create
-	}
 	if p.Configure == nil {
 		p.Configure = tun.Configure
 	}
@@ -240,6 +262,12 @@ func NewServer(p ServerParams) (*Server, error) {
 		return nil, err
 	}
 	s.r = reactor.New(reactor.Config{Shards: p.Shards, Logger: p.Logger, OnTimer: s.onTimer})
+	if s.p.Queues <= 0 {
+		s.p.Queues = s.r.NumShards()
+	}
+	if s.p.OpenTUN != nil {
+		s.p.Queues = 1
+	}
 	return s, nil
 }
 
@@ -258,12 +286,16 @@ func (s *Server) Run(ctx context.Context) error {
 	rdone := make(chan error, 1)
 	go func() { rdone <- s.r.Run(rctx) }()
 	for _, u := range s.udps {
-		s.r.Go(func(context.Context) error { s.readUDP(u); return nil })
+		for i, sk := range u.conns {
+			s.r.Go(func(context.Context) error { s.readUDP(u, sk, i); return nil })
+		}
 	}
 	for i, l := range s.tcps {
 		s.r.Go(func(context.Context) error { s.acceptTCP(i, l); return nil })
 	}
-	s.r.Go(func(context.Context) error { s.readTUN(); return nil })
+	for _, q := range s.queues {
+		s.r.Go(func(context.Context) error { s.readTUN(q); return nil })
+	}
 	if s.p.StatusFile != "" {
 		s.r.Go(func(c context.Context) error { s.statusLoop(c); return nil })
 	}
@@ -293,7 +325,7 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 func (s *Server) Addrs() []Listen {
 	var out []Listen
 	for _, u := range s.udps {
-		out = append(out, Listen{Proto: u.l.Proto, Addr: u.conn.LocalAddr()})
+		out = append(out, Listen{Proto: u.l.Proto, Addr: u.conns[0].conn.LocalAddr()})
 	}
 	for i, l := range s.tcps {
 		out = append(out, Listen{Proto: s.tcpListens()[i].Proto, Addr: l.Addr()})
@@ -316,12 +348,24 @@ func (s *Server) openDevice() error {
 	if name == "" || name == "tun" {
 		name = "tun%d"
 	}
-	dev, err := s.p.OpenTUN(name, s.p.TunMTU)
-	if err != nil {
-		return fmt.Errorf("open TUN: %w", err)
+	var devs []tun.Device
+	if s.p.OpenTUN != nil {
+		dev, err := s.p.OpenTUN(name, s.p.TunMTU)
+		if err != nil {
+			return fmt.Errorf("open TUN: %w", err)
+		}
+		devs = []tun.Device{dev}
+	} else {
+		var err error
+		if devs, err = tun.CreateMultiQueue(name, s.p.TunMTU, s.p.Queues); err != nil {
+			return fmt.Errorf("open TUN: %w", err)
+		}
 	}
-	s.dev = dev
-	if s.devName, err = dev.Name(); err != nil {
+	for _, d := range devs {
+		s.queues = append(s.queues, &devQueue{dev: d})
+	}
+	var err error
+	if s.devName, err = devs[0].Name(); err != nil {
 		return err
 	}
 	lc := tun.LinkConfig{MTU: s.p.TunMTU, Up: true}
@@ -365,25 +409,32 @@ func (s *Server) openListeners() error {
 		if network == "udp" && l.Addr.Addr().Is4() {
 			network = "udp4"
 		}
-		c, err := udp.Listen(network, l.Addr, udp.Options{RecvBuffer: 4 << 20, SendBuffer: 4 << 20})
+		conns, err := udp.ListenGroup(network, l.Addr, s.p.Queues, udp.Options{RecvBuffer: 4 << 20, SendBuffer: 4 << 20})
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", l, err)
 		}
-		s.udps = append(s.udps, &udpListener{idx: len(s.udps), l: l, conn: c})
-		s.log.Info("listening", "proto", l.Proto, "addr", c.LocalAddr().String())
+		u := &udpListener{idx: len(s.udps), l: l}
+		for _, c := range conns {
+			u.conns = append(u.conns, &udpSock{conn: c})
+		}
+		s.udps = append(s.udps, u)
+		gso, gro := conns[0].Offloads()
+		s.log.Info("listening", "proto", l.Proto, "addr", conns[0].LocalAddr().String(), "sockets", len(conns), "steered", conns[0].Steered(), "gso", gso, "gro", gro)
 	}
 	return nil
 }
 
 func (s *Server) closeAll() {
 	for _, u := range s.udps {
-		u.conn.Close()
+		for _, c := range u.conns {
+			c.conn.Close()
+		}
 	}
 	for _, l := range s.tcps {
 		l.Close()
 	}
-	if s.dev != nil {
-		s.dev.Close()
+	for _, q := range s.queues {
+		q.dev.Close()
 	}
 }
 
@@ -453,7 +504,7 @@ func (s *Server) newSessionConfig(p *peer) (ovpn.Config, error) {
 
 // readUDP reads one UDP listener and dispatches packets to their peers' shards.
 // Packets from unknown sources go through the stateless cookie exchange first.
-func (s *Server) readUDP(u *udpListener) {
+func (s *Server) readUDP(u *udpListener, sk *udpSock, qi int) {
 	msgs := make([]udp.Message, 64)
 	for i := range msgs {
 		msgs[i].Buf = make([]byte, 65536)
@@ -464,9 +515,9 @@ func (s *Server) readUDP(u *udpListener) {
 		return
 	}
 	auth, _ := w.(controlwrap.Authenticator)
-	rx := newServerRx(s)
+	rx := newServerRx(s, s.queues[qi%len(s.queues)])
 	for {
-		n, err := u.conn.ReadBatch(msgs)
+		n, err := sk.conn.ReadBatch(msgs)
 		now := time.Now()
 		for i := range n {
 			m := &msgs[i]
@@ -478,7 +529,7 @@ func (s *Server) readUDP(u *udpListener) {
 				rx.packet(now, p, pkt)
 				continue
 			}
-			s.stateless(now, u, w, auth, m.Addr, pkt)
+			s.stateless(now, u, sk, w, auth, m.Addr, pkt)
 		}
 		rx.flush()
 		if err != nil {
@@ -496,6 +547,7 @@ func (s *Server) readUDP(u *udpListener) {
 // shards. Buffers are reused from batch to batch.
 type serverRx struct {
 	s     *Server
+	q     *devQueue
 	bufs  [][]byte
 	used  int
 	toDev [][]byte
@@ -504,8 +556,8 @@ type serverRx struct {
 	msgs  []udp.Message
 }
 
-func newServerRx(s *Server) *serverRx {
-	return &serverRx{s: s, fwd: map[*peer]*txBatch{}, ctl: map[*peer][][]byte{}}
+func newServerRx(s *Server, q *devQueue) *serverRx {
+	return &serverRx{s: s, q: q, fwd: map[*peer]*txBatch{}, ctl: map[*peer][][]byte{}}
 }
 
 func (r *serverRx) packet(now time.Time, p *peer, pkt []byte) {
@@ -559,10 +611,7 @@ func (r *serverRx) packet(now time.Time, p *peer, pkt []byte) {
 
 func (r *serverRx) flush() {
 	if len(r.toDev) > 0 {
-		r.s.devMu.Lock()
-		_, err := r.s.dev.Write(r.toDev, tun.Headroom)
-		r.s.devMu.Unlock()
-		if err != nil {
+		if err := r.q.write(r.toDev); err != nil {
 			r.s.log.Debug("TUN write failed", "err", err)
 		}
 		clear(r.toDev)
@@ -595,9 +644,10 @@ func (s *Server) sendLink(q *peer, pkts [][]byte, msgs []udp.Message) []udp.Mess
 		for _, b := range pkts {
 			msgs = append(msgs, udp.Message{Buf: b, N: len(b), Addr: addr})
 		}
-		q.udp.wmu.Lock()
-		_, err = q.udp.conn.WriteBatch(msgs)
-		q.udp.wmu.Unlock()
+		sk := q.udp.sock(q.id)
+		sk.wmu.Lock()
+		_, err = sk.conn.WriteBatch(msgs)
+		sk.wmu.Unlock()
 	}
 	if err != nil {
 		s.log.Debug("link write failed", "peer_id", q.id, "err", err)
@@ -679,7 +729,7 @@ func (s *Server) postPackets(p *peer, pkts [][]byte) {
 
 // stateless handles a packet from an unknown address (§6.2): a client reset gets a
 // stateless reply; a control packet that ACKs a valid cookie creates the session.
-func (s *Server) stateless(now time.Time, u *udpListener, w controlwrap.Wrapper, auth controlwrap.Authenticator, from netip.AddrPort, pkt []byte) {
+func (s *Server) stateless(now time.Time, u *udpListener, sk *udpSock, w controlwrap.Wrapper, auth controlwrap.Authenticator, from netip.AddrPort, pkt []byte) {
 	op, kid := wire.SplitHeader(pkt[0])
 	if kid != 0 || (op != wire.OpHardResetClientV2 && op != wire.OpControlV1 && op != wire.OpAckV1) || auth == nil {
 		s.dropStateless.Add(1)
@@ -704,7 +754,9 @@ func (s *Server) stateless(now time.Time, u *udpListener, w controlwrap.Wrapper,
 		if err != nil {
 			return
 		}
-		_ = u.conn.WriteTo(reply, from)
+		sk.wmu.Lock()
+		_ = sk.conn.WriteTo(reply, from)
+		sk.wmu.Unlock()
 		return
 	}
 	if len(cp.Acks) == 0 || !s.cookies.Valid(now, from, cp.SessionID, cp.RemoteSessionID) {
@@ -807,7 +859,7 @@ func (s *Server) acceptTCP(idx int, l *tcp.Listener) {
 }
 
 func (s *Server) readTCP(p *peer) {
-	rx := newServerRx(s)
+	rx := newServerRx(s, s.queues[int(p.id)%len(s.queues)])
 	for {
 		err := p.tcp.ReadPackets(func(pkt []byte) {
 			if len(pkt) > 0 {
@@ -1120,18 +1172,15 @@ func (s *Server) writeTUN(pkts [][]byte) {
 		copy(b[tun.Headroom:], pk)
 		bufs[i] = b
 	}
-	s.devMu.Lock()
-	_, err := s.dev.Write(bufs, tun.Headroom)
-	s.devMu.Unlock()
-	if err != nil {
+	if err := s.queues[0].write(bufs); err != nil {
 		s.log.Debug("TUN write failed", "err", err)
 	}
 }
 
 // readTUN routes packets from the tunnel device to the client owning their
 // destination (longest-prefix match); others are dropped and counted.
-func (s *Server) readTUN() {
-	batch := max(s.dev.BatchSize(), 1)
+func (s *Server) readTUN(q *devQueue) {
+	batch := max(q.dev.BatchSize(), 1)
 	bufs := make([][]byte, batch)
 	sizes := make([]int, batch)
 	for i := range bufs {
@@ -1141,7 +1190,7 @@ func (s *Server) readTUN() {
 	per := map[*peer]*txBatch{}
 	var msgs []udp.Message
 	for {
-		n, err := s.dev.Read(bufs, sizes, tun.Headroom)
+		n, err := q.dev.Read(bufs, sizes, tun.Headroom)
 		if n > 0 {
 			routes := s.routes.Load()
 			now := time.Now()
