@@ -6,7 +6,7 @@
 # Not root: warns and continues; tests that need root/TUN/openvpn then skip loudly.
 set -euo pipefail
 
-PKGS=(openvpn iperf3 iproute2 iputils-ping openssl libssl-dev curl procps)
+PKGS=(openvpn iperf3 iproute2 iputils-ping openssl libssl-dev pkg-config curl procps nftables)
 # command that proves each package is usable (libssl-dev: headers)
 declare -A PROBE=(
 	[openvpn]="command -v openvpn"
@@ -17,6 +17,8 @@ declare -A PROBE=(
 	[libssl-dev]="test -e /usr/include/openssl/ssl.h"
 	[curl]="command -v curl"
 	[procps]="command -v ps"
+	[pkg-config]="command -v pkg-config"
+	[nftables]="command -v nft"
 )
 
 say()  { printf 'setup: %s\n' "$*"; }
