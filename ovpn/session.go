@@ -861,6 +861,9 @@ func (s *Session) handleMessage(now time.Time, ks *keyState, msg string) {
 		}
 	case strings.HasPrefix(msg, "AUTH_FAILED"):
 		reason := strings.TrimPrefix(strings.TrimPrefix(msg, "AUTH_FAILED"), ",")
+		if reason == "" {
+			reason = "the server refused this client (no reason given)"
+		}
 		s.fail(EventAuthFailed, "AUTH_FAILED: "+reason)
 	case strings.HasPrefix(msg, "RESTART"):
 		s.fail(EventRestart, "server requested restart ("+msg+")")
