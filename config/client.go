@@ -65,21 +65,6 @@ type Client struct {
 	DHCPOptions     [][]string   // dhcp-option TYPE [VALUE...]
 	RedirectGateway []string     // redirect-gateway flags; nil = not given, empty = given without flags
 
-	// Userspace mode (weft directives). With userspace the tunnel ends in
-	// an in-process network stack instead of a kernel TUN device; local
-	// programs reach it through SocksListen and the forwards.
-	Userspace bool // userspace
-	// SocksListen is socks-listen HOST:PORT: the address of the SOCKS5
-	// server that dials through the tunnel ("" = none).
-	SocksListen string
-	// Forwards are forward PROTO LISTEN DEST directives, as their three
-	// arguments: PROTO is tcp or udp; connections to the local address
-	// LISTEN are relayed through the tunnel to DEST.
-	Forwards [][]string
-	// ReverseForwards are reverse-forward PROTO LISTEN DEST directives:
-	// LISTEN is an address on the tunnel side, DEST one on the host's
-	// network.
-	ReverseForwards [][]string
 }
 
 // NewClient returns a Client holding OpenVPN 2.6's defaults.
@@ -343,29 +328,6 @@ func init() {
 		"redirect-gateway": {minArgs: 0, maxArgs: -1, fn: func(c *Client, _ *parser, d Directive) error {
 			c.RedirectGateway = append([]string{}, d.Args...)
 			return nil
-		}},
-
-		"userspace": flag(func(c *Client) { c.Userspace = true }),
-		"socks-listen": one(func(c *Client, s string) error {
-			if _, _, err := splitHostPort("address", s, 0); err != nil {
-				return err
-			}
-			c.SocksListen = s
-			return nil
-		}),
-		"forward": {minArgs: 3, maxArgs: 3, fn: func(c *Client, _ *parser, d Directive) error {
-			f, err := parseForward(d.Args)
-			if err == nil {
-				c.Forwards = append(c.Forwards, f)
-			}
-			return err
-		}},
-		"reverse-forward": {minArgs: 3, maxArgs: 3, fn: func(c *Client, _ *parser, d Directive) error {
-			f, err := parseForward(d.Args)
-			if err == nil {
-				c.ReverseForwards = append(c.ReverseForwards, f)
-			}
-			return err
 		}},
 	}
 	clientDirectives = withCommon(own, func(c *Client) *Common { return &c.Common })

@@ -172,6 +172,22 @@ type Common struct {
 	// Warnings lists non-fatal problems ("file:line: directive: message"),
 	// such as ignored directives, for the caller to log.
 	Warnings []string
+
+	// Userspace mode (weft directives). With userspace the tunnel ends in
+	// an in-process network stack instead of a kernel TUN device; local
+	// programs reach it through SocksListen and the forwards.
+	Userspace bool // userspace
+	// SocksListen is socks-listen HOST:PORT: the address of the SOCKS5
+	// server that dials through the tunnel ("" = none).
+	SocksListen string
+	// Forwards are forward PROTO LISTEN DEST directives, as their three
+	// arguments: PROTO is tcp or udp; connections to the local address
+	// LISTEN are relayed through the tunnel to DEST.
+	Forwards [][]string
+	// ReverseForwards are reverse-forward PROTO LISTEN DEST directives:
+	// LISTEN is an address on the tunnel side, DEST one on the host's
+	// network.
+	ReverseForwards [][]string
 }
 
 // defaultCommon returns the OpenVPN 2.6 defaults shared by both modes.
@@ -492,6 +508,28 @@ var commonDirectives = commonTable()
 
 func commonTable() map[string]handler[Common] {
 	return map[string]handler[Common]{
+		"userspace": flag(func(c *Common) { c.Userspace = true }),
+		"socks-listen": one(func(c *Common, s string) error {
+			if _, _, err := splitHostPort("address", s, 0); err != nil {
+				return err
+			}
+			c.SocksListen = s
+			return nil
+		}),
+		"forward": {minArgs: 3, maxArgs: 3, fn: func(c *Common, _ *parser, d Directive) error {
+			f, err := parseForward(d.Args)
+			if err == nil {
+				c.Forwards = append(c.Forwards, f)
+			}
+			return err
+		}},
+		"reverse-forward": {minArgs: 3, maxArgs: 3, fn: func(c *Common, _ *parser, d Directive) error {
+			f, err := parseForward(d.Args)
+			if err == nil {
+				c.ReverseForwards = append(c.ReverseForwards, f)
+			}
+			return err
+		}},
 		"float": flag(func(c *Common) { c.Float = true }),
 
 		"dev": one(func(c *Common, s string) error {

@@ -526,7 +526,11 @@ func (c *Client) handleEvent(now time.Time, a *attempt, ev ovpn.Event) {
 			}
 		}
 		c.event(Event{Kind: EventAddress, Remote: a.remote.String(), Addrs: addrs})
-		c.event(Event{Kind: EventConnected, Remote: a.remote.String(), Addrs: addrs, Handshake: st.HandshakeTime})
+		var dhcp [][]string
+		if ev.Pushed != nil {
+			dhcp = ev.Pushed.DHCPOptions
+		}
+		c.event(Event{Kind: EventConnected, Remote: a.remote.String(), Addrs: addrs, Handshake: st.HandshakeTime, DHCPOptions: dhcp})
 		c.log.Info("Initialization Sequence Completed", "cipher", a.sess.Cipher().String(),
 			"handshake", st.HandshakeTime.Round(time.Millisecond).String(), "device", c.devName)
 	case ovpn.EventRenegotiated:

@@ -30,6 +30,8 @@ type Event struct {
 	Peer   string         // common name of a server's client
 	Addrs  []netip.Prefix // tunnel addresses (address-assigned, peer-up)
 	Reason string
+	// DHCPOptions are the pushed dhcp-option arguments (client, connected).
+	DHCPOptions [][]string
 	// Handshake is the time from the first packet to the data keys (connected, peer-up).
 	Handshake time.Duration
 }

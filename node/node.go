@@ -96,6 +96,8 @@ type Node struct {
 	connected chan struct{}
 	connOnce  sync.Once
 	dropped   uint64
+	dhcp      [][]string
+	closers   []func()
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -157,6 +159,9 @@ func (n *Node) onEvent(e Event) {
 			n.mu.Unlock()
 		}
 		if e.Kind == EventConnected {
+			n.mu.Lock()
+			n.dhcp = e.DHCPOptions
+			n.mu.Unlock()
 			n.connOnce.Do(func() { close(n.connected) })
 		}
 	}
@@ -381,6 +386,13 @@ func (n *Node) Stats() Stats {
 // tells its clients to reconnect) and releases everything.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		n.mu.Lock()
+		closers := n.closers
+		n.closers = nil
+		n.mu.Unlock()
+		for _, f := range closers {
+			f()
+		}
 		if n.cancel != nil {
 			n.cancel()
 		}
@@ -399,4 +411,11 @@ func (n *Node) closeStack() {
 	if n.stack != nil {
 		n.stack.Close()
 	}
+}
+
+// onClose registers f to run when the node closes.
+func (n *Node) onClose(f func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.closers = append(n.closers, f)
 }

@@ -21,12 +21,14 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
 	"weft/config"
 	"weft/handlers"
 	"weft/internal/demo"
+	"weft/node"
 	"weft/tlsengine"
 )
 
@@ -100,11 +102,12 @@ func verbLevel(verb int) slog.Level {
 
 // commonFlags are the flags of the client and server commands.
 type commonFlags struct {
-	fs      *flag.FlagSet
-	config  *string
-	verb    *int
-	engine  *string
-	command string
+	fs        *flag.FlagSet
+	config    *string
+	verb      *int
+	engine    *string
+	userspace *bool
+	command   string
 }
 
 func newFlags(command string, stderr io.Writer) *commonFlags {
@@ -116,6 +119,8 @@ func newFlags(command string, stderr io.Writer) *commonFlags {
 		config:  fs.String("config", "", "OpenVPN "+command+" configuration file"),
 		verb:    fs.Int("verb", -1, "log verbosity 0..11 (overrides the config's verb)"),
 		engine:  fs.String("tls-engine", "", "TLS engine (overrides the config's tls-engine; default go)"),
+		userspace: fs.Bool("userspace", false, "run on a user-space TCP/IP stack: no root, no TUN "+
+			"(reach the tunnel through socks-listen, forward and reverse-forward)"),
 	}
 }
 
@@ -149,6 +154,9 @@ func (f *commonFlags) logger(stderr io.Writer, cfgVerb int, warnings []string) *
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	for _, w := range warnings {
+		if *f.userspace && strings.HasSuffix(w, "has no effect without userspace") {
+			continue
+		}
 		log.Warn(w)
 	}
 	return log
@@ -173,10 +181,8 @@ func runClient(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log := f.logger(stderr, cfg.Verb, cfg.Warnings)
-	if cfg.Userspace || cfg.SocksListen != "" || len(cfg.Forwards) > 0 || len(cfg.ReverseForwards) > 0 {
-		// TODO(lead): wire userspace mode (netstack, socks-listen, forwards) into ClientParams.
-		log.Error("configuration error", "err", "userspace, socks-listen, forward and reverse-forward are not supported by this build of weft client yet")
-		return 1
+	if cfg.Userspace || *f.userspace {
+		return runUserspace(cfg, nil, f, log)
 	}
 	params, err := handlers.ClientParamsFromConfig(cfg, f.tlsEngine(cfg.TLSEngine), log)
 	if err != nil {
@@ -211,6 +217,9 @@ func runServer(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log := f.logger(stderr, cfg.Verb, cfg.Warnings)
+	if cfg.Userspace || *f.userspace {
+		return runUserspace(nil, cfg, f, log)
+	}
 	params, err := handlers.ServerParamsFromConfig(cfg, f.tlsEngine(cfg.TLSEngine), log)
 	if err != nil {
 		log.Error("configuration error", "err", err)
@@ -247,4 +256,69 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// runUserspace runs a client or a server on the user-space stack, with its SOCKS5
+// server (clients: socks-listen, default 127.0.0.1:1080) and forwards.
+func runUserspace(cc *config.Client, sc *config.Server, f *commonFlags, log *slog.Logger) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var (
+		n        *node.Node
+		err      error
+		common   *config.Common
+		socks    string
+		isClient = cc != nil
+	)
+	if isClient {
+		common = &cc.Common
+		n, err = node.StartClient(ctx, cc, node.Options{TLSEngine: f.tlsEngine(cc.TLSEngine), Logger: log})
+		socks = cc.SocksListen
+		if socks == "" {
+			socks = "127.0.0.1:1080"
+		}
+	} else {
+		common = &sc.Common
+		n, err = node.StartServer(ctx, sc, node.Options{TLSEngine: f.tlsEngine(sc.TLSEngine), Logger: log})
+		socks = sc.SocksListen
+	}
+	if err != nil {
+		log.Error("configuration error", "err", err)
+		return 1
+	}
+	defer n.Close()
+	if socks != "" {
+		addr, err := n.ServeSOCKS5(ctx, socks)
+		if err != nil {
+			log.Error("SOCKS5 server", "err", err)
+			return 1
+		}
+		log.Info("SOCKS5 server listening (connections go through the tunnel)", "addr", addr.String())
+	}
+	if err := n.StartForwards(ctx, common.Forwards, common.ReverseForwards); err != nil {
+		log.Error("forward", "err", err)
+		return 1
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping")
+			if err := n.Close(); err != nil && !errors.Is(err, handlers.ErrAuthFailed) {
+				log.Error("stopped", "err", err)
+				return 1
+			}
+			return 0
+		case ev := <-n.Events():
+			if ev.Kind == node.EventAuthFailed {
+				n.Close()
+				return 3
+			}
+			if ev.Kind == node.EventClosed {
+				if err := n.Close(); err != nil {
+					log.Error("stopped", "err", err)
+				}
+				return 1
+			}
+		}
+	}
 }
