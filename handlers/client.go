@@ -68,7 +68,10 @@ type ClientParams struct {
 	RouteNoPull bool
 	// OnEvent, if set, receives lifecycle events; it must not block.
 	OnEvent func(Event)
-	Logger  *slog.Logger
+	// LinkBatch and LinkBufSize size the UDP receive batch (defaults 64 datagrams of
+	// udp.MaxDatagram bytes, which lets GRO batch); embedded nodes use less.
+	LinkBatch, LinkBufSize int
+	Logger                 *slog.Logger
 }
 
 // Client is an OpenVPN client: one session at a time, reconnecting as needed.
@@ -144,6 +147,12 @@ func NewClient(p ClientParams) (*Client, error) {
 	}
 	if p.TunMTU == 0 {
 		p.TunMTU = 1500
+	}
+	if p.LinkBatch <= 0 {
+		p.LinkBatch = 64
+	}
+	if p.LinkBufSize <= 0 {
+		p.LinkBufSize = udp.MaxDatagram
 	}
 	c := &Client{p: p, log: p.Logger, events: make(chan attemptEvent, 16)}
 	c.r = reactor.New(reactor.Config{Shards: 1, Logger: p.Logger, OnTimer: c.onTimer})
@@ -414,10 +423,7 @@ func (c *Client) readLink(a *attempt) {
 			}
 		}
 	}
-	msgs := make([]udp.Message, 64)
-	for i := range msgs {
-		msgs[i].Buf = make([]byte, 65536)
-	}
+	msgs := linkBuffers(c.p.LinkBatch, c.p.LinkBufSize)
 	for {
 		n, err := a.udp.ReadBatch(msgs)
 		if n > 0 {
@@ -632,7 +638,7 @@ func (c *Client) readTUN(dev tun.Device) {
 	bufs := make([][]byte, batch)
 	sizes := make([]int, batch)
 	for i := range bufs {
-		bufs[i] = make([]byte, tun.Headroom+65536)
+		bufs[i] = make([]byte, tun.Headroom+max(c.p.TunMTU, 1500)+64)
 	}
 	var tx txBatch
 	var msgs []udp.Message

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"weft/ovpn"
+	"weft/transport/udp"
 	"weft/tun"
 	"weft/wire"
 )
@@ -27,10 +28,7 @@ func (r *rxBatch) add(now time.Time, dp *ovpn.DataPath, pkt []byte) {
 		return
 	}
 	i := len(r.out)
-	if i == len(r.bufs) {
-		r.bufs = append(r.bufs, make([]byte, 0, tun.Headroom+65536))
-	}
-	dst := r.bufs[i][:tun.Headroom]
+	dst := growBuf(&r.bufs, i, tun.Headroom+len(pkt))[:tun.Headroom]
 	out, kind, err := dp.Decrypt(now, dst, pkt)
 	if err != nil {
 		return
@@ -74,10 +72,7 @@ func (t *txBatch) add(now time.Time, dp *ovpn.DataPath, pkt []byte) {
 		return
 	}
 	i := len(t.out)
-	if i == len(t.bufs) {
-		t.bufs = append(t.bufs, make([]byte, 0, 65536+64))
-	}
-	out, err := dp.Encrypt(now, t.bufs[i][:0], pkt)
+	out, err := dp.Encrypt(now, growBuf(&t.bufs, i, len(pkt)+dp.Overhead()+16)[:0], pkt)
 	if err != nil {
 		return
 	}
@@ -87,4 +82,26 @@ func (t *txBatch) add(now time.Time, dp *ovpn.DataPath, pkt []byte) {
 func (t *txBatch) reset() {
 	clear(t.out)
 	t.out = t.out[:0]
+}
+
+// growBuf returns buffer i of *bufs with at least n bytes of capacity, allocating or
+// replacing it when needed (buffers are reused from batch to batch, so the steady
+// state allocates nothing). Buffers start at 2 KiB: packets are MTU-sized.
+func growBuf(bufs *[][]byte, i, n int) []byte {
+	for len(*bufs) <= i {
+		*bufs = append(*bufs, nil)
+	}
+	if cap((*bufs)[i]) < n {
+		(*bufs)[i] = make([]byte, 0, max(n, 2048))
+	}
+	return (*bufs)[i]
+}
+
+// linkBuffers returns UDP read messages: batch buffers of size bytes each.
+func linkBuffers(batch, size int) []udp.Message {
+	msgs := make([]udp.Message, batch)
+	for i := range msgs {
+		msgs[i].Buf = make([]byte, size)
+	}
+	return msgs
 }

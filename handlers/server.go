@@ -93,6 +93,10 @@ type ServerParams struct {
 	TunMTU    int
 	OpenTUN   func(name string, mtu int) (tun.Device, error)
 	Configure func(name string, c tun.LinkConfig) error
+	// LinkBatch and LinkBufSize size each UDP reader's receive batch (defaults 64
+	// datagrams of udp.MaxDatagram bytes, which lets GRO batch). Embedded nodes use
+	// small buffers to keep memory per node low.
+	LinkBatch, LinkBufSize int
 	// Queues is the number of TUN queues and UDP sockets per listener (default:
 	// the number of shards). It only applies to the kernel TUN (OpenTUN unset).
 	Queues int
@@ -223,6 +227,12 @@ func NewServer(p ServerParams) (*Server, error) {
 	}
 	if p.TunMTU == 0 {
 		p.TunMTU = 1500
+	}
+	if p.LinkBatch <= 0 {
+		p.LinkBatch = 64
+	}
+	if p.LinkBufSize <= 0 {
+		p.LinkBufSize = udp.MaxDatagram
 	}
 	if p.MaxClients <= 0 {
 		p.MaxClients = 1024
@@ -505,10 +515,7 @@ func (s *Server) newSessionConfig(p *peer) (ovpn.Config, error) {
 // readUDP reads one UDP listener and dispatches packets to their peers' shards.
 // Packets from unknown sources go through the stateless cookie exchange first.
 func (s *Server) readUDP(u *udpListener, sk *udpSock, qi int) {
-	msgs := make([]udp.Message, 64)
-	for i := range msgs {
-		msgs[i].Buf = make([]byte, 65536)
-	}
+	msgs := linkBuffers(s.p.LinkBatch, s.p.LinkBufSize)
 	w, err := s.p.NewWrapper()
 	if err != nil {
 		s.log.Error("control wrapper", "err", err)
@@ -567,10 +574,7 @@ func (r *serverRx) packet(now time.Time, p *peer, pkt []byte) {
 		r.ctl[p] = append(r.ctl[p], append([]byte(nil), pkt...))
 		return
 	}
-	if r.used == len(r.bufs) {
-		r.bufs = append(r.bufs, make([]byte, 0, tun.Headroom+65536))
-	}
-	dst := r.bufs[r.used][:tun.Headroom]
+	dst := growBuf(&r.bufs, r.used, tun.Headroom+len(pkt))[:tun.Headroom]
 	out, kind, err := dp.Decrypt(now, dst, pkt)
 	if err != nil {
 		return
@@ -1184,7 +1188,7 @@ func (s *Server) readTUN(q *devQueue) {
 	bufs := make([][]byte, batch)
 	sizes := make([]int, batch)
 	for i := range bufs {
-		bufs[i] = make([]byte, tun.Headroom+65536)
+		bufs[i] = make([]byte, tun.Headroom+s.p.TunMTU+64)
 	}
 	failures := 0
 	per := map[*peer]*txBatch{}

@@ -204,6 +204,9 @@ func StartClient(ctx context.Context, c *config.Client, opts Options) (*Node, er
 		return nil, err
 	}
 	p.OnEvent = n.onEvent
+	if !n.opts.KernelTUN {
+		p.LinkBatch, p.LinkBufSize = 8, 4096
+	}
 	if n.client, err = handlers.NewClient(p); err != nil {
 		n.closeStack()
 		return nil, err
@@ -230,6 +233,9 @@ func StartServer(ctx context.Context, c *config.Server, opts Options) (*Node, er
 		return nil, err
 	}
 	p.OnEvent = n.onEvent
+	if !n.opts.KernelTUN {
+		p.LinkBatch, p.LinkBufSize = 32, 4096
+	}
 	if n.server, err = handlers.NewServer(p); err != nil {
 		n.closeStack()
 		return nil, err
