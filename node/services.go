@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"weft/forward"
 	"weft/socks5"
@@ -87,8 +88,24 @@ func (n *Node) StartForwards(ctx context.Context, forwards, reverses [][]string)
 	for _, r := range rules {
 		r.Logger = n.opts.Logger
 		go func() {
-			if err := forward.Run(fctx, r, forward.Host{}, vpn); err != nil {
-				n.opts.Logger.Error("forward stopped", "rule", r.String(), "err", err)
+			// A reverse-forward listens on a tunnel address, which exists only once
+			// the tunnel is up; a rule that fails (the address went away after a
+			// reconnect) is retried.
+			if r.Reverse {
+				if err := n.WaitConnected(fctx); err != nil {
+					return
+				}
+			}
+			for fctx.Err() == nil {
+				err := forward.Run(fctx, r, forward.Host{}, vpn)
+				if err == nil || fctx.Err() != nil {
+					return
+				}
+				n.opts.Logger.Warn("forward failed, retrying in 1s", "rule", r.String(), "err", err)
+				select {
+				case <-fctx.Done():
+				case <-time.After(time.Second):
+				}
 			}
 		}()
 	}

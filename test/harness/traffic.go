@@ -126,6 +126,8 @@ func HelperMain() int {
 	switch os.Getenv(HelperEnv) {
 	case "sink":
 		err = runSink(addr, timeout)
+	case "http":
+		err = runHTTP(addr, timeout)
 	case "source":
 		n, _ := strconv.ParseInt(os.Getenv(helperBytesEnv), 10, 64)
 		seed, _ := strconv.ParseUint(os.Getenv(helperSeedEnv), 10, 64)
