@@ -87,6 +87,8 @@ type Client struct {
 	devName  string
 	applied  *tun.LinkConfig
 	attempts int
+	// warnedComp: the compression (VORACLE) warning is logged once per client.
+	warnedComp bool
 
 	events  chan attemptEvent
 	closing atomic.Bool
@@ -524,6 +526,10 @@ func (c *Client) handleEvent(now time.Time, a *attempt, ev ovpn.Event) {
 			return
 		}
 		c.live.Store(a)
+		if w := a.sess.CompressionWarning(); w != "" && !c.warnedComp {
+			c.warnedComp = true
+			c.log.Warn(w)
+		}
 		st := a.sess.Stats()
 		var addrs []netip.Prefix
 		if c.applied != nil {

@@ -61,6 +61,7 @@ func ClientParamsFromConfig(c *config.Client, engine string, log *slog.Logger) (
 	if tc.MinVersion, err = tlsVersion(c.TLSVersionMin); err != nil {
 		return p, fmt.Errorf("%s: tls-version-min: %w", c.Name, err)
 	}
+	applyTLSCiphers(tc, eng.Name(), &c.Common, log)
 	if c.TLSVersionMinOrHighest && tc.MinVersion == tls.VersionTLS13 {
 		// "or-highest": fall back to the highest version we support, which is 1.3.
 		tc.MinVersion = tls.VersionTLS13

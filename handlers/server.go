@@ -1077,7 +1077,11 @@ func (s *Server) removePeer(p *peer, reason string) {
 	}
 	s.pool4.put(p.ip4)
 	s.pool6.put(p.ip6)
-	s.log.Info("client session ended", "cn", p.cn, "from", p.realAddr(), "reason", reason)
+	if p.connected {
+		s.log.Info("client session ended", "cn", p.cn, "from", p.realAddr(), "reason", reason)
+	} else {
+		s.log.Warn("client refused or handshake failed", "cn", p.cn, "from", p.realAddr(), "reason", reason)
+	}
 	if p.connected {
 		s.event(Event{Kind: EventPeerDown, Peer: p.cn, Remote: p.realAddr(), Reason: reason})
 	}

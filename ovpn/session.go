@@ -266,6 +266,7 @@ type Session struct {
 	dp          DataPath
 	exitSent    bool
 	peerInfoIn  PeerInfo
+	compWarning string
 	pushSent    bool
 	pushOpts    []string
 	authErr     string
@@ -341,6 +342,10 @@ func (s *Session) Cipher() datachan.Cipher { return s.cipher }
 func (s *Session) Stats() Stats {
 	return s.dp.Merge(s.stats)
 }
+
+// CompressionWarning returns the VORACLE warning when this session sends compressed
+// data ("" otherwise); the driver logs it once.
+func (s *Session) CompressionWarning() string { return s.compWarning }
 
 // ControlStats returns the counters kept on the session's shard, without the data
 // path's (combine them with DataPath().Merge).
@@ -911,9 +916,7 @@ func (s *Session) finishPush(now time.Time) {
 		s.fail(EventFatal, "compression: "+err.Error())
 		return
 	}
-	if w := spec.Warning(); w != "" {
-		s.log.Warn(w)
-	}
+	s.compWarning = spec.Warning()
 	s.pushed = p
 	for _, ig := range p.Ignored {
 		s.log.Debug("pushed option ignored", "option", ig)
@@ -1037,9 +1040,7 @@ func (s *Session) sendPushReply(now time.Time, ks *keyState) {
 		s.emit(Event{Kind: EventAuthFailed, Reason: "compression: " + err.Error()})
 		return
 	}
-	if w := spec.Warning(); w != "" {
-		s.log.Warn(w)
-	}
+	s.compWarning = spec.Warning()
 	if s.peerID >= 0 && proto&IVProtoDataV2 != 0 {
 		opts = append(opts, fmt.Sprintf("peer-id %d", s.peerID))
 	} else {

@@ -23,6 +23,7 @@ const srvBulkBytes = 4 << 20
 
 // Server-side log substrings of `weft server` (the contract with handlers/server.go).
 const (
+	srvExitLog      = "client sent an exit notification"
 	srvConnectedLog = "client connected"
 	srvFloatLog     = "client floated to a new address"
 	srvNewSessLog   = "new client session" // debug level (verb >= 5)
@@ -41,7 +42,14 @@ func srvProtoWord(proto string) string {
 // srvClientConf is an OpenVPN client config (read by openvpn and weft alike).
 func srvClientConf(pki *harness.PKI, ic *harness.IssuedCert, proto, host string, port int, extra ...string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# weft server lab client %s (generated)\nclient\ndev tun\nproto %s\nremote %s %d\nnobind\n", ic.CN, srvProtoWord(proto), host, port)
+	fmt.Fprintf(&b, "# weft server lab client %s (generated)\nclient\ndev tun\nproto %s\nremote %s %d\n", ic.CN, srvProtoWord(proto), host, port)
+	bind := false
+	for _, e := range extra {
+		bind = bind || strings.HasPrefix(e, "lport ")
+	}
+	if !bind {
+		b.WriteString("nobind\n") // else: bind to the fixed lport
+	}
 	fmt.Fprintf(&b, "ca %s\ncert %s\nkey %s\nremote-cert-tls server\ntls-crypt %s\n", pki.CA, ic.Cert, ic.Key, pki.StaticKey)
 	b.WriteString("connect-retry 1\nverb 4\n")
 	if strings.HasPrefix(proto, "udp") {

@@ -9,11 +9,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"weft/test/harness"
 )
+
+// client1Port is client1's fixed UDP source port.
+const client1Port = 40001
 
 // srvClient is one client of the server lab.
 type srvClient struct {
@@ -97,7 +101,12 @@ func TestServerInterop(t *testing.T) {
 	t.Run("listeners", func(t *testing.T) { srvCheckListeners(t, l) })
 	// The flood comes first: with no client connected yet, the status file
 	// must stay empty, and every legitimate client must connect afterwards.
-	t.Run("flood", func(t *testing.T) { srvCheckFlood(t, l) })
+	t.Run("flood", func(t *testing.T) {
+		if os.Getenv("DBG_NOFLOOD") != "" {
+			t.Skip("dbg")
+		}
+		srvCheckFlood(t, l)
+	})
 	for _, c := range append(l.clients, l.revoked) {
 		c.cli = harness.StartConfClient(t, c.kind, bin, c.spoke.NS, c.name, srvClientConfFor(l, c))
 	}
@@ -111,6 +120,7 @@ func TestServerInterop(t *testing.T) {
 	t.Run("status", func(t *testing.T) { srvCheckStatus(t, l) })
 	t.Run("float", func(t *testing.T) { srvCheckFloat(t, l) })
 	t.Run("reconnect", func(t *testing.T) { srvCheckReconnect(t, l) })
+	t.Run("exit-notify", func(t *testing.T) { srvCheckExitNotify(t, l) })
 	if l.srv.Proc.Exited() {
 		t.Errorf("weft server exited during the test: %s", l.srv.State())
 	}
@@ -168,19 +178,16 @@ func setupServerLab(t *testing.T, bin string) *srvLab {
 	if err := os.Mkdir(ccd, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(ccd, "client2"), []byte("iroute 192.168.50.0 255.255.255.0\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(ccd, "client2"), []byte("iroute 192.168.50.0 255.255.255.0\niroute-ipv6 fd50::/64\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The subnet behind client2: 192.168.50.1/24 on a dummy interface, without
-	// a prefix route (the pushed route to 192.168.50.0/24 goes via the tunnel,
-	// also for client2 itself, which must answer with its tunnel route).
+	// The subnet behind client2: 192.168.50.1 as a loopback alias (this
+	// kernel may lack the dummy link type), without a prefix route: the pushed
+	// route to 192.168.50.0/24 goes via the tunnel, also in client2's own
+	// namespace, which answers over its tunnel.
 	c2 := l.byName["client2"].spoke.NS
-	for _, st := range [][]string{
-		{"ip", "-n", c2, "link", "add", "lan0", "type", "dummy"},
-		{"ip", "-n", c2, "addr", "add", "192.168.50.1/24", "dev", "lan0", "noprefixroute"},
-		{"ip", "-n", c2, "link", "set", "lan0", "up"},
-	} {
-		if _, err := harness.Run(10*time.Second, st...); err != nil {
+	for _, a := range []string{"192.168.50.1/32", "fd50::1/128"} {
+		if _, err := harness.Run(10*time.Second, "ip", "-n", c2, "addr", "add", a, "dev", "lo"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -208,9 +215,11 @@ keepalive 10 60
 explicit-exit-notify 1
 client-config-dir %[8]s
 route 192.168.50.0 255.255.255.0
+route-ipv6 fd50::/64
 push "route 192.168.77.0 255.255.255.0"
 push "route-ipv6 fd77::/64"
 push "route 192.168.50.0 255.255.255.0"
+push "route-ipv6 fd50::/64"
 status %[9]s 1
 status-version 2
 verb 5
@@ -228,7 +237,13 @@ func srvClientConfFor(l *srvLab, c *srvClient) string {
 	if strings.HasSuffix(c.proto, "6") {
 		host = l.lab.V6
 	}
-	return srvClientConf(l.pki, c.cert, c.proto, host, 1194)
+	var extra []string
+	if c.name == "client1" {
+		// A fixed source port: its restart (reconnect) comes from the very same
+		// address and port as the session it replaces.
+		extra = append(extra, fmt.Sprintf("lport %d", client1Port))
+	}
+	return srvClientConf(l.pki, c.cert, c.proto, host, 1194, extra...)
 }
 
 // srvCheckListeners: the one weft process owns all five listening sockets.
@@ -323,6 +338,18 @@ func srvCheckConnect(t *testing.T, l *srvLab) {
 	for i, c := range l.clients {
 		if errs[i] != nil {
 			t.Errorf("%s (%s over %s): %v", c.name, c.kind, c.proto, errs[i])
+			out, err := harness.Run(10*time.Second, harness.NSExec(c.spoke.NS, "ping", "-c", "2", "-W", "1", l.lab.V6)...)
+			t.Logf("DEBUG ping6: %s %v", out, err)
+			out, _ = harness.Run(10*time.Second, "ip", "-n", c.spoke.NS, "-6", "neigh")
+			t.Logf("DEBUG client neigh: %s", out)
+			out, _ = harness.Run(10*time.Second, "ip", "-n", l.lab.NS, "-6", "neigh")
+			t.Logf("DEBUG server neigh: %s", out)
+			out, _ = harness.Run(10*time.Second, "ip", "-n", c.spoke.NS, "-6", "addr")
+			t.Logf("DEBUG client addr: %s", out)
+			out, _ = harness.Run(10*time.Second, "ip", "-n", l.lab.NS, "-6", "addr")
+			t.Logf("DEBUG server addr: %s", out)
+			out, _ = harness.Run(10*time.Second, "ip", "-n", l.lab.NS, "-6", "route")
+			t.Logf("DEBUG server route: %s", out)
 			continue
 		}
 		_, ti := c.state()
@@ -344,6 +371,17 @@ func srvCheckConnect(t *testing.T, l *srvLab) {
 			t.Errorf("server log has no %q line with cn=%s", srvConnectedLog, c.name)
 		}
 	}
+	// The flood check relies on the server logging every new UDP session (at
+	// verb 5): make sure it does, or that check would prove nothing.
+	udp := 0
+	for _, c := range l.clients {
+		if strings.HasPrefix(c.proto, "udp") {
+			udp++
+		}
+	}
+	if n := l.srv.CountLines(srvNewSessLog); n < udp {
+		t.Errorf("server logged %q %d times for %d UDP clients; the flood check cannot see sessions", srvNewSessLog, n, udp)
+	}
 }
 
 // srvCheckRoutes: the pushed routes are in each client's routing table via its
@@ -351,7 +389,7 @@ func srvCheckConnect(t *testing.T, l *srvLab) {
 func srvCheckRoutes(t *testing.T, l *srvLab) {
 	for _, c := range l.upClients() {
 		_, ti := c.state()
-		for _, r := range [][]string{{"-4", "192.168.77.0/24"}, {"-6", "fd77::/64"}, {"-4", "192.168.50.0/24"}} {
+		for _, r := range [][]string{{"-4", "192.168.77.0/24"}, {"-6", "fd77::/64"}, {"-4", "192.168.50.0/24"}, {"-6", "fd50::/64"}} {
 			out, err := harness.Run(5*time.Second, "ip", "-n", c.spoke.NS, r[0], "route", "show", r[1])
 			if err != nil || !strings.Contains(out, "dev "+ti.Dev) {
 				t.Errorf("%s (%s): pushed route %s not via %s: %q %v", c.name, c.kind, r[1], ti.Dev, strings.TrimSpace(out), err)
@@ -402,14 +440,16 @@ func srvCheckC2C(t *testing.T, l *srvLab) {
 	}
 }
 
-// srvCheckIroute: 192.168.50.0/24 lives behind client2 (iroute in its CCD);
-// client1, a weft client and the server itself reach 192.168.50.1 through the
-// tunnel, i.e. client -> server -> client2.
+// srvCheckIroute: 192.168.50.0/24 and fd50::/64 live behind client2 (iroute
+// and iroute-ipv6 in its CCD; 192.168.50.1 and fd50::1 exist only in client2's
+// namespace); client1, a weft client and the server itself reach them through
+// the tunnel, i.e. client -> server -> client2.
 func srvCheckIroute(t *testing.T, l *srvLab) {
 	c2 := l.byName["client2"]
 	if up, _ := c2.state(); !up {
 		t.Skip("client2 is not up")
 	}
+	behind := []string{"192.168.50.1", "fd50::1"}
 	for _, name := range []string{"client1", "weft3"} {
 		c := l.byName[name]
 		if up, _ := c.state(); !up {
@@ -417,23 +457,29 @@ func srvCheckIroute(t *testing.T, l *srvLab) {
 			continue
 		}
 		_, ti := c.state()
-		out, err := harness.Run(5*time.Second, "ip", "-n", c.spoke.NS, "route", "get", "192.168.50.1")
-		if err != nil || !strings.Contains(out, "dev "+ti.Dev) {
-			t.Errorf("%s: 192.168.50.1 is not routed via the tunnel %s: %q %v", name, ti.Dev, strings.TrimSpace(out), err)
-		}
-		if err := srvPing(c.spoke.NS, "192.168.50.1"); err != nil {
-			t.Errorf("%s -> 192.168.50.1 (behind client2): %v", name, err)
+		for _, a := range behind {
+			out, err := harness.Run(5*time.Second, "ip", "-n", c.spoke.NS, "route", "get", a)
+			if err != nil || !strings.Contains(out, "dev "+ti.Dev) {
+				t.Errorf("%s: %s is not routed via the tunnel %s: %q %v", name, a, ti.Dev, strings.TrimSpace(out), err)
+			}
+			if err := srvPing(c.spoke.NS, a); err != nil {
+				t.Errorf("%s -> %s (behind client2): %v", name, a, err)
+			}
 		}
 	}
-	// The server's own route (route 192.168.50.0 255.255.255.0) goes to its tun.
-	if err := srvPing(l.lab.NS, "192.168.50.1"); err != nil {
-		t.Errorf("server namespace -> 192.168.50.1 (behind client2): %v", err)
+	// The server's own routes (route / route-ipv6) go to its tun device.
+	for _, a := range behind {
+		if err := srvPing(l.lab.NS, a); err != nil {
+			t.Errorf("server namespace -> %s (behind client2): %v", a, err)
+		}
 	}
-	// 192.168.50.1 exists only in client2's namespace, so the replies above
-	// came from there; make sure no other namespace has it.
-	for _, c := range l.clients {
-		if c != c2 && strings.Contains(harness.Addrs(c.spoke.NS), "192.168.50.1/") {
-			t.Fatalf("lab error: %s also has 192.168.50.1", c.name)
+	for _, c := range append(l.clients, l.revoked) {
+		if c == nil || c == c2 {
+			continue
+		}
+		addrs := harness.Addrs(c.spoke.NS)
+		if strings.Contains(addrs, "192.168.50.1/") || strings.Contains(addrs, "fd50::1/") {
+			t.Fatalf("lab error: %s also has an address behind client2", c.name)
 		}
 	}
 }
@@ -654,12 +700,13 @@ func srvCheckFloat(t *testing.T, l *srvLab) {
 	}
 }
 
-// srvCheckReconnect: kill -9 a UDP client (client2, the one with the iroute)
-// and a TCP client (client3) and start them again from the same namespace: the
-// new session replaces the old one (one status entry per CN) and works,
-// including the iroute.
+// srvCheckReconnect: kill -9 openvpn clients and start them again from the
+// same namespace: client1 (UDP, fixed source port: the new session comes from
+// the very address of the old one), client2 (UDP, new source port, the one
+// with the iroutes) and client3 (TCP). The new session replaces the old one
+// (one status entry per CN) and works, including the iroutes.
 func srvCheckReconnect(t *testing.T, l *srvLab) {
-	for _, name := range []string{"client2", "client3"} {
+	for _, name := range []string{"client1", "client2", "client3"} {
 		c := l.byName[name]
 		t.Run(name, func(t *testing.T) {
 			if up, _ := c.state(); !up {
@@ -700,19 +747,52 @@ func srvCheckReconnect(t *testing.T, l *srvLab) {
 					!s.Time.Before(c.cli.UpAt.Truncate(time.Second))
 			})
 			if err != nil {
-				rows := 0
+				var rows [][]string
 				if st != nil {
-					rows = len(statusCNs(st)[name])
+					rows = statusCNs(st)[name]
 				}
-				t.Errorf("status: want exactly one entry for %s with its new address %s, got %d: %v", name, ti.V4, rows, err)
+				t.Errorf("status: want exactly one entry for %s with its new address %s, got %d %v: %v", name, ti.V4, len(rows), rows, err)
+			}
+			if name == "client1" {
+				if st != nil {
+					if rows := statusCNs(st)[name]; len(rows) == 1 {
+						if ra, want := st.Col("CLIENT_LIST", rows[0], "Real Address"), hostPort(netip.MustParseAddr(c.spoke.V4), client1Port); ra != want {
+							t.Errorf("client1's Real Address %q, want its fixed %s", ra, want)
+						}
+					}
+				}
 			}
 			if name == "client2" {
-				if err := srvPing(l.byName["client1"].spoke.NS, "192.168.50.1"); err != nil {
-					t.Errorf("client1 -> 192.168.50.1 after client2 reconnected (iroute must follow the new session): %v", err)
+				for _, a := range []string{"192.168.50.1", "fd50::1"} {
+					if err := srvPing(l.byName["client3"].spoke.NS, a); err != nil {
+						t.Errorf("client3 -> %s after client2 reconnected (the iroute must follow the new session): %v", a, err)
+					}
 				}
 			}
 		})
 	}
+}
+
+// srvCheckExitNotify: an openvpn and a weft UDP client stop with SIGTERM; the
+// server gets their exit notification (explicit-exit-notify) and drops them
+// from the status at once, long before ping-restart.
+func srvCheckExitNotify(t *testing.T, l *srvLab) {
+	runEach(t, []*srvClient{l.byName["client1"], l.byName["weft2"]}, func(t *testing.T, c *srvClient) {
+		if up, _ := c.state(); !up {
+			t.Skipf("%s is not up", c.name)
+		}
+		if ok := c.cli.Proc.Stop(syscall.SIGTERM, 10*time.Second); !ok {
+			t.Errorf("%s did not exit within 10 s of SIGTERM", c.name)
+		}
+		if _, ok := l.srv.WaitLog(5*time.Second, srvExitLog, "cn="+c.name+" "); !ok {
+			t.Errorf("server log has no %q for %s", srvExitLog, c.name)
+		}
+		if _, err := statusWait(l.statusFile, 5*time.Second, func(s *harness.StatusV2) bool {
+			return len(statusCNs(s)[c.name]) == 0
+		}); err != nil {
+			t.Errorf("%s still in the status file after its exit notification: %v", c.name, err)
+		}
+	})
 }
 
 func contains(list []string, s string) bool {
