@@ -35,96 +35,17 @@ func ClientParamsFromConfig(c *config.Client, engine string, log *slog.Logger) (
 	p.RouteNoPull = c.RouteNoPull
 	p.Logger = log
 
-	eng, err := tlsengine.Lookup(engine)
-	if err != nil {
+	if engine == "" {
+		engine = c.TLSEngine
+	}
+	tcp := len(p.Remotes) > 0 && p.Remotes[0].isTCP()
+	var err error
+	if p.Session, p.NewWrapper, err = sessionTemplate(&c.Common, ovpn.RoleClient, engine, tcp, log); err != nil {
 		return p, err
 	}
-	tc := &tlsengine.Config{}
-	cert, err := c.Certificate()
-	if err != nil {
-		return p, fmt.Errorf("%s: %w", c.Name, err)
-	}
-	if cert != nil {
-		tc.Certificates = []tls.Certificate{*cert}
-	}
-	opts, err := c.CertCheckOptions()
-	if err != nil {
-		return p, fmt.Errorf("%s: %w", c.Name, err)
-	}
-	verify := opts.VerifyPeerCertificate()
-	tc.VerifyPeer = func(raw [][]byte) error {
-		if err := verify(raw, nil); err != nil {
-			return fmt.Errorf("certificate verification failed: %w", err)
-		}
-		return nil
-	}
-	if tc.MinVersion, err = tlsVersion(c.TLSVersionMin); err != nil {
-		return p, fmt.Errorf("%s: tls-version-min: %w", c.Name, err)
-	}
-	applyTLSCiphers(tc, eng.Name(), &c.Common, log)
-	if c.TLSVersionMinOrHighest && tc.MinVersion == tls.VersionTLS13 {
+	if c.TLSVersionMinOrHighest && p.Session.TLSConfig.MinVersion == tls.VersionTLS13 {
 		// "or-highest": fall back to the highest version we support, which is 1.3.
-		tc.MinVersion = tls.VersionTLS13
-	}
-	if c.TLSVersionMax != "" {
-		if tc.MaxVersion, err = tlsVersion(c.TLSVersionMax); err != nil {
-			return p, fmt.Errorf("%s: tls-version-max: %w", c.Name, err)
-		}
-	}
-
-	switch {
-	case len(c.TLSCrypt) > 0:
-		k, err := controlwrap.ParseStaticKey(c.TLSCrypt)
-		if err != nil {
-			return p, fmt.Errorf("%s: tls-crypt %s: %w", c.Name, c.TLSCryptFile, err)
-		}
-		p.NewWrapper = func() (controlwrap.Wrapper, error) { return controlwrap.NewTLSCrypt(k, false) }
-	case len(c.TLSAuth) > 0:
-		k, err := controlwrap.ParseStaticKey(c.TLSAuth)
-		if err != nil {
-			return p, fmt.Errorf("%s: tls-auth %s: %w", c.Name, c.TLSAuthFile, err)
-		}
-		dir := controlwrap.DirNone
-		switch c.KeyDirection {
-		case 0:
-			dir = controlwrap.Dir0
-		case 1:
-			dir = controlwrap.Dir1
-		}
-		digest := c.Auth
-		if _, err := controlwrap.NewTLSAuth(k, dir, digest); err != nil {
-			return p, fmt.Errorf("%s: tls-auth with auth %s: %w", c.Name, digest, err)
-		}
-		p.NewWrapper = func() (controlwrap.Wrapper, error) { return controlwrap.NewTLSAuth(k, dir, digest) }
-	}
-
-	var ciphers []datachan.Cipher
-	for _, n := range c.DataCiphers {
-		ci, err := datachan.ParseCipher(strings.TrimPrefix(n, "?"))
-		if err != nil {
-			if strings.HasPrefix(n, "?") {
-				continue
-			}
-			return p, fmt.Errorf("%s: data-ciphers: %w", c.Name, err)
-		}
-		ciphers = append(ciphers, ci)
-	}
-	var fallback *datachan.Cipher
-	if c.DataCiphersFallback != "" {
-		ci, err := datachan.ParseCipher(c.DataCiphersFallback)
-		if err != nil {
-			return p, fmt.Errorf("%s: data-ciphers-fallback: %w", c.Name, err)
-		}
-		fallback = &ci
-	}
-	proto := "UDPv4"
-	if len(p.Remotes) > 0 && p.Remotes[0].isTCP() {
-		proto = "TCPv4_CLIENT"
-	}
-	occ := fmt.Sprintf("V4,dev-type tun,link-mtu 1559,tun-mtu %d,proto %s,cipher %s,auth [null-digest],keysize 256,key-method 2,tls-client",
-		c.TunMTU, proto, firstCipher(ciphers))
-	if len(c.TLSAuth) > 0 && c.KeyDirection >= 0 {
-		occ = strings.Replace(occ, ",auth", fmt.Sprintf(",keydir %d,auth", c.KeyDirection), 1)
+		p.Session.TLSConfig.MinVersion = tls.VersionTLS13
 	}
 	var extra []string
 	for k, v := range c.Setenv {
@@ -132,37 +53,111 @@ func ClientParamsFromConfig(c *config.Client, engine string, log *slog.Logger) (
 			extra = append(extra, k+"="+v)
 		}
 	}
-	p.Session = ovpn.Config{
-		Role:               ovpn.RoleClient,
-		TLS:                eng,
-		TLSConfig:          tc,
-		DataCiphers:        ciphers,
-		Fallback:           fallback,
-		DisableEKM:         c.KeyDerivation == "prf",
-		Compression:        compress.Spec{CompLZO: c.CompLZO, Compress: c.Compress, Allow: c.AllowCompression},
-		Pull:               c.Pull,
-		Options:            occ,
-		PeerInfoExtra:      strings.Join(extra, "\n"),
-		Username:           c.Username,
-		Password:           c.Password,
-		TLSTimeout:         c.TLSTimeout,
-		HandWindow:         c.HandWindow,
-		TranWindow:         c.TranWindow,
-		RenegSec:           c.RenegSec,
-		RenegBytes:         c.RenegBytes,
-		RenegPackets:       c.RenegPkts,
-		Ping:               c.Ping,
-		PingRestart:        c.PingRestart,
-		PingExit:           c.PingExit,
-		ReplayWindow:       c.ReplayWindow,
-		ReplayExpire:       c.ReplayWindowTime,
-		ExplicitExitNotify: c.ExplicitExitNotify,
-		Logger:             log,
+	p.Session.Pull = c.Pull
+	p.Session.PeerInfoExtra = strings.Join(extra, "\n")
+	p.Session.Username, p.Session.Password = c.Username, c.Password
+	p.Session.ExplicitExitNotify = c.ExplicitExitNotify
+	return p, nil
+}
+
+// sessionTemplate builds what client and server sessions share: the TLS engine,
+// identity, peer checks (chain, remote-cert-*, verify-x509-name, crl-verify),
+// versions and cipher settings; the control-channel wrapping; data ciphers;
+// compression; the OCC options string; and the timers.
+func sessionTemplate(c *config.Common, role ovpn.Role, engine string, tcp bool, log *slog.Logger) (ovpn.Config, func() (controlwrap.Wrapper, error), error) {
+	server := role == ovpn.RoleServer
+	eng, err := tlsengine.Lookup(engine)
+	if err != nil {
+		return ovpn.Config{}, nil, fmt.Errorf("%s: %w", c.Name, err)
+	}
+	tc := &tlsengine.Config{Server: server}
+	cert, err := c.Certificate()
+	if err != nil {
+		return ovpn.Config{}, nil, fmt.Errorf("%s: %w", c.Name, err)
+	}
+	if cert != nil {
+		tc.Certificates = []tls.Certificate{*cert}
+	} else if server {
+		return ovpn.Config{}, nil, fmt.Errorf("%s: a server needs cert and key", c.Name)
+	}
+	opts, err := c.CertCheckOptions()
+	if err != nil {
+		return ovpn.Config{}, nil, fmt.Errorf("%s: %w", c.Name, err)
+	}
+	verify := opts.VerifyPeerCertificate()
+	what := "certificate verification failed"
+	if server {
+		what = "client certificate verification failed"
+	}
+	tc.VerifyPeer = func(raw [][]byte) error {
+		if err := verify(raw, nil); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
+	if tc.MinVersion, err = tlsVersion(c.TLSVersionMin); err != nil {
+		return ovpn.Config{}, nil, fmt.Errorf("%s: tls-version-min: %w", c.Name, err)
+	}
+	if c.TLSVersionMax != "" {
+		if tc.MaxVersion, err = tlsVersion(c.TLSVersionMax); err != nil {
+			return ovpn.Config{}, nil, fmt.Errorf("%s: tls-version-max: %w", c.Name, err)
+		}
+	}
+	applyTLSCiphers(tc, eng.Name(), c, log)
+	newWrapper, err := wrapperFactory(c, server)
+	if err != nil {
+		return ovpn.Config{}, nil, err
+	}
+	ciphers, fallback, err := dataCiphers(c)
+	if err != nil {
+		return ovpn.Config{}, nil, err
+	}
+	comp := compress.Spec{CompLZO: c.CompLZO, Compress: c.Compress, Allow: c.AllowCompression}
+	if err := comp.Validate(); err != nil {
+		return ovpn.Config{}, nil, fmt.Errorf("%s: %w", c.Name, err)
+	}
+	proto, tlsRole := "UDPv4", "tls-client"
+	switch {
+	case tcp && server:
+		proto = "TCPv4_SERVER"
+	case tcp:
+		proto = "TCPv4_CLIENT"
+	}
+	if server {
+		tlsRole = "tls-server"
+	}
+	occ := fmt.Sprintf("V4,dev-type tun,link-mtu 1559,tun-mtu %d,proto %s,cipher %s,auth [null-digest],keysize 256,key-method 2,%s",
+		c.TunMTU, proto, firstCipher(ciphers), tlsRole)
+	if len(c.TLSAuth) > 0 && c.KeyDirection >= 0 {
+		occ = strings.Replace(occ, ",auth", fmt.Sprintf(",keydir %d,auth", c.KeyDirection), 1)
+	}
+	cfg := ovpn.Config{
+		Role:         role,
+		TLS:          eng,
+		TLSConfig:    tc,
+		DataCiphers:  ciphers,
+		Fallback:     fallback,
+		Compression:  comp,
+		DisableEKM:   c.KeyDerivation == "prf",
+		Options:      occ,
+		TLSTimeout:   c.TLSTimeout,
+		HandWindow:   c.HandWindow,
+		TranWindow:   c.TranWindow,
+		RenegSec:     c.RenegSec,
+		RenegBytes:   c.RenegBytes,
+		RenegPackets: c.RenegPkts,
+		Ping:         c.Ping,
+		PingRestart:  c.PingRestart,
+		PingExit:     c.PingExit,
+		ReplayWindow: c.ReplayWindow,
+		ReplayExpire: c.ReplayWindowTime,
+		PeerID:       -1,
+		Logger:       log,
 	}
 	if c.RenegSec == 0 {
-		p.Session.RenegSec = -1
+		cfg.RenegSec = -1
 	}
-	return p, nil
+	return cfg, newWrapper, nil
 }
 
 func firstCipher(c []datachan.Cipher) string {

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"weft/compress"
 	"weft/config"
 	"weft/controlwrap"
 	"weft/datachan"
@@ -44,71 +43,21 @@ func ServerParamsFromConfig(c *config.Server, engine string, log *slog.Logger) (
 	if engine == "" {
 		engine = c.TLSEngine
 	}
-	eng, err := tlsengine.Lookup(engine)
-	if err != nil {
-		return p, fmt.Errorf("%s: %w", c.Name, err)
-	}
-
-	// TLS identity and client certificate checks.
-	cert, err := c.Certificate()
-	if err != nil {
-		return p, fmt.Errorf("%s: %w", c.Name, err)
-	}
-	if cert == nil {
-		return p, fmt.Errorf("%s: a server needs cert and key", c.Name)
-	}
-	opts, err := c.CertCheckOptions()
-	if err != nil {
-		return p, fmt.Errorf("%s: %w", c.Name, err)
-	}
-	verify := opts.VerifyPeerCertificate()
-	tc := &tlsengine.Config{
-		Server:       true,
-		Certificates: []tls.Certificate{*cert},
-		VerifyPeer: func(raw [][]byte) error {
-			if err := verify(raw, nil); err != nil {
-				return fmt.Errorf("client certificate verification failed: %w", err)
-			}
-			return nil
-		},
-	}
-	if tc.MinVersion, err = tlsVersion(c.TLSVersionMin); err != nil {
-		return p, fmt.Errorf("%s: tls-version-min: %w", c.Name, err)
-	}
-	if c.TLSVersionMax != "" {
-		if tc.MaxVersion, err = tlsVersion(c.TLSVersionMax); err != nil {
-			return p, fmt.Errorf("%s: tls-version-max: %w", c.Name, err)
-		}
-	}
-	applyTLSCiphers(tc, eng.Name(), &c.Common, log)
-
-	// Control channel.
-	if p.NewWrapper, err = wrapperFactory(&c.Common, true); err != nil {
-		return p, err
-	}
-
-	// Data channel.
-	ciphers, fallback, err := dataCiphers(&c.Common)
-	if err != nil {
-		return p, err
-	}
-
-	// Compression (comp-lzo, compress, allow-compression).
-	comp := compress.Spec{CompLZO: c.CompLZO, Compress: c.Compress, Allow: c.AllowCompression}
-	if err := comp.Validate(); err != nil {
-		return p, fmt.Errorf("%s: %w", c.Name, err)
-	}
-	if w := comp.Warning(); w != "" {
-		log.Warn(w)
-	}
-
-	// Listeners and addressing.
 	for _, l := range c.Listens {
 		p.Listens = append(p.Listens, Listen{Proto: l.Proto, Addr: l.Addr})
 	}
 	if len(p.Listens) == 0 {
 		return p, fmt.Errorf("%s: no listener", c.Name)
 	}
+	var err error
+	if p.Session, p.NewWrapper, err = sessionTemplate(&c.Common, ovpn.RoleServer, engine, p.Listens[0].isTCP(), log); err != nil {
+		return p, err
+	}
+	if w := p.Session.Compression.Warning(); w != "" {
+		log.Warn(w)
+	}
+
+	// Addressing.
 	p.Network = c.Network
 	p.Network6 = c.Network6
 	p.Topology = c.Topology
@@ -142,41 +91,6 @@ func ServerParamsFromConfig(c *config.Server, engine string, log *slog.Logger) (
 	p.Device = c.Dev
 	p.TunMTU = c.TunMTU
 
-	proto := "UDPv4"
-	if p.Listens[0].isTCP() {
-		proto = "TCPv4_SERVER"
-	}
-	occ := fmt.Sprintf("V4,dev-type tun,link-mtu 1559,tun-mtu %d,proto %s,cipher %s,auth [null-digest],keysize 256,key-method 2,tls-server",
-		c.TunMTU, proto, firstCipher(ciphers))
-	if len(c.TLSAuth) > 0 && c.KeyDirection >= 0 {
-		occ = strings.Replace(occ, ",auth", fmt.Sprintf(",keydir %d,auth", c.KeyDirection), 1)
-	}
-	p.Session = ovpn.Config{
-		Role:         ovpn.RoleServer,
-		TLS:          eng,
-		TLSConfig:    tc,
-		DataCiphers:  ciphers,
-		Fallback:     fallback,
-		Compression:  comp,
-		DisableEKM:   c.KeyDerivation == "prf",
-		Options:      occ,
-		TLSTimeout:   c.TLSTimeout,
-		HandWindow:   c.HandWindow,
-		TranWindow:   c.TranWindow,
-		RenegSec:     c.RenegSec,
-		RenegBytes:   c.RenegBytes,
-		RenegPackets: c.RenegPkts,
-		Ping:         c.Ping,
-		PingRestart:  c.PingRestart,
-		PingExit:     c.PingExit,
-		ReplayWindow: c.ReplayWindow,
-		ReplayExpire: c.ReplayWindowTime,
-		PeerID:       -1,
-		Logger:       log,
-	}
-	if c.RenegSec == 0 {
-		p.Session.RenegSec = -1
-	}
 	return p, nil
 }
 
