@@ -192,11 +192,7 @@ func (n *Node) userspace(mtu int) (func(string, int) (tun.Device, error), func(s
 // StartClient starts a client from a parsed config.
 func StartClient(ctx context.Context, c *config.Client, opts Options) (*Node, error) {
 	n := newNode(opts)
-	engine := opts.TLSEngine
-	if engine == "" {
-		engine = c.TLSEngine
-	}
-	p, err := handlers.ClientParamsFromConfig(c, engine, n.opts.Logger)
+	p, err := handlers.ClientParamsFromConfig(c, opts.TLSEngine, n.opts.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -221,11 +217,7 @@ func StartClient(ctx context.Context, c *config.Client, opts Options) (*Node, er
 // are open.
 func StartServer(ctx context.Context, c *config.Server, opts Options) (*Node, error) {
 	n := newNode(opts)
-	engine := opts.TLSEngine
-	if engine == "" {
-		engine = c.TLSEngine
-	}
-	p, err := handlers.ServerParamsFromConfig(c, engine, n.opts.Logger)
+	p, err := handlers.ServerParamsFromConfig(c, opts.TLSEngine, n.opts.Logger)
 	if err != nil {
 		return nil, err
 	}
