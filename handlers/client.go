@@ -15,7 +15,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,7 +70,10 @@ type ClientParams struct {
 	// LinkBatch and LinkBufSize size the UDP receive batch (defaults 64 datagrams of
 	// udp.MaxDatagram bytes, which lets GRO batch); embedded nodes use less.
 	LinkBatch, LinkBufSize int
-	Logger                 *slog.Logger
+	// Inline encrypts on the goroutine that reads the tunnel device instead of
+	// handing batches to a second one (less memory, for embedded nodes).
+	Inline bool
+	Logger *slog.Logger
 }
 
 // Client is an OpenVPN client: one session at a time, reconnecting as needed.
@@ -637,47 +639,34 @@ func linkConfig(p *ovpn.Pushed, mtu int, noRoutes bool) tun.LinkConfig {
 	return lc
 }
 
-// readTUN reads the tunnel device and encrypts packets on this goroutine with the
-// current session's data path, then sends them on its link.
+// readTUN reads the tunnel device; the batches are encrypted with the current
+// session's data path and sent on its link, by a second goroutine under load (see
+// tunPipeline) or inline for embedded nodes.
 func (c *Client) readTUN(dev tun.Device) {
-	batch := max(dev.BatchSize(), 1)
-	bufs := make([][]byte, batch)
-	sizes := make([]int, batch)
-	for i := range bufs {
-		bufs[i] = make([]byte, tun.Headroom+max(c.p.TunMTU, 1500)+64)
-	}
 	var tx txBatch
 	var msgs []udp.Message
-	failures := 0
-	for {
-		n, err := dev.Read(bufs, sizes, tun.Headroom)
-		if n > 0 {
-			if a := c.live.Load(); a != nil {
-				now := time.Now()
-				dp := a.sess.DataPath()
-				for i := range n {
-					tx.add(now, dp, bufs[i][tun.Headroom:tun.Headroom+sizes[i]])
-				}
-				msgs = c.sendData(a, tx.out, msgs)
-				tx.reset()
+	process := func(list []*pktBatch) {
+		a := c.live.Load()
+		if a == nil {
+			return
+		}
+		now := time.Now()
+		dp := a.sess.DataPath()
+		for _, b := range list {
+			for i := range b.n {
+				tx.add(now, dp, b.packet(i))
 			}
 		}
-		if err != nil {
-			if c.closing.Load() || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) || errors.Is(err, tun.ErrClosed) {
-				return
-			}
-			// A super-packet that does not split into the batch is dropped by the
-			// device; keep reading, but give up on a device that only fails.
-			failures++
-			c.log.Debug("TUN read error", "err", err)
-			if failures > 1000 {
-				c.log.Error("TUN device keeps failing, stopping reads", "err", err)
-				return
-			}
-			continue
-		}
-		failures = 0
+		msgs = c.sendData(a, tx.out, msgs)
+		tx.reset()
 	}
+	p := newTUNPipeline(dev, c.p.TunMTU, process)
+	fatal := func(err error) bool { return deviceClosed(c.closing.Load(), err) }
+	if c.p.Inline {
+		p.inline(fatal, c.log)
+		return
+	}
+	p.run(fatal, c.log)
 }
 
 // sendData writes encrypted packets to the attempt's link.

@@ -97,6 +97,9 @@ type ServerParams struct {
 	// datagrams of udp.MaxDatagram bytes, which lets GRO batch). Embedded nodes use
 	// small buffers to keep memory per node low.
 	LinkBatch, LinkBufSize int
+	// Inline encrypts on the goroutine that reads a tunnel queue instead of handing
+	// batches to a second one (less memory, for embedded nodes).
+	Inline bool
 	// Queues is the number of TUN queues and UDP sockets per listener (default:
 	// the number of shards). It only applies to the kernel TUN (OpenTUN unset).
 	Queues int
@@ -1185,64 +1188,53 @@ func (s *Server) writeTUN(pkts [][]byte) {
 	}
 }
 
-// readTUN routes packets from the tunnel device to the client owning their
-// destination (longest-prefix match); others are dropped and counted.
+// readTUN reads one tunnel queue and routes its packets to the client owning their
+// destination (longest-prefix match), encrypting them with that client's data path;
+// packets without a route are dropped and counted. Reading and encrypting run on two
+// goroutines (see tunPipeline) unless Inline is set.
 func (s *Server) readTUN(q *devQueue) {
-	batch := max(q.dev.BatchSize(), 1)
-	bufs := make([][]byte, batch)
-	sizes := make([]int, batch)
-	for i := range bufs {
-		bufs[i] = make([]byte, tun.Headroom+s.p.TunMTU+64)
-	}
-	failures := 0
 	per := map[*peer]*txBatch{}
 	var msgs []udp.Message
-	for {
-		n, err := q.dev.Read(bufs, sizes, tun.Headroom)
-		if n > 0 {
-			routes := s.routes.Load()
-			now := time.Now()
-			for i := range n {
-				pkt := bufs[i][tun.Headroom : tun.Headroom+sizes[i]]
+	process := func(list []*pktBatch) {
+		routes := s.routes.Load()
+		now := time.Now()
+		for _, b := range list {
+			for i := range b.n {
+				pkt := b.packet(i)
 				_, dst, ok := ipAddrs(pkt)
 				if !ok {
 					continue
 				}
-				q, ok := routes.Lookup(dst)
+				peer, ok := routes.Lookup(dst)
 				if !ok {
 					s.dropNoRoute.Add(1)
 					continue
 				}
-				tx := per[q]
+				tx := per[peer]
 				if tx == nil {
 					tx = &txBatch{}
-					per[q] = tx
+					per[peer] = tx
 				}
-				tx.add(now, q.dp(), pkt)
-			}
-			for q, tx := range per {
-				if len(tx.out) > 0 {
-					msgs = s.sendLink(q, tx.out, msgs)
-				}
-				tx.reset()
-				if len(per) > 64 {
-					delete(per, q)
-				}
+				tx.add(now, peer.dp(), pkt)
 			}
 		}
-		if err != nil {
-			if s.closing.Load() || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) || errors.Is(err, tun.ErrClosed) {
-				return
+		for peer, tx := range per {
+			if len(tx.out) > 0 {
+				msgs = s.sendLink(peer, tx.out, msgs)
 			}
-			failures++
-			if failures > 1000 {
-				s.log.Error("TUN device keeps failing, stopping reads", "err", err)
-				return
+			tx.reset()
+			if len(per) > 64 {
+				delete(per, peer)
 			}
-			continue
 		}
-		failures = 0
 	}
+	p := newTUNPipeline(q.dev, s.p.TunMTU, process)
+	fatal := func(err error) bool { return deviceClosed(s.closing.Load(), err) }
+	if s.p.Inline {
+		p.inline(fatal, s.log)
+		return
+	}
+	p.run(fatal, s.log)
 }
 
 // ipAddrs returns the source and destination of an IPv4 or IPv6 packet.
