@@ -229,13 +229,23 @@ func (s *Server) finish(p *parser, last int) error {
 			}
 		}
 	} else {
-		a := s.Local
-		if !a.IsValid() {
-			a = wildcard(s.Proto)
-		} else if err := checkFamily(s.Proto, a); err != nil {
-			return fail("local", fmt.Errorf("does not match proto: %w", err))
+		a, proto := s.Local, s.Proto
+		switch {
+		case a.IsValid():
+			if err := checkFamily(s.Proto, a); err != nil {
+				return fail("local", fmt.Errorf("does not match proto: %w", err))
+			}
+		case proto == "udp6" || proto == "tcp6":
+			// OpenVPN binds proto udp6/tcp6-server without local dual-stack on [::],
+			// so IPv4 clients connect too.
+			a, proto = netip.IPv6Unspecified(), strings.TrimSuffix(proto, "6")
+		case proto == "udp" || proto == "tcp":
+			// …and plain udp/tcp-server on IPv4 (AF_INET).
+			a = netip.IPv4Unspecified()
+		default:
+			a = wildcard(proto)
 		}
-		s.Listens = []Listen{{Proto: s.Proto, Addr: netip.AddrPortFrom(a, uint16(s.Port))}}
+		s.Listens = []Listen{{Proto: proto, Addr: netip.AddrPortFrom(a, uint16(s.Port))}}
 	}
 	if d, ok := p.seen["explicit-exit-notify"]; ok {
 		udp := false

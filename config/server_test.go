@@ -47,7 +47,7 @@ func TestServerDefaults(t *testing.T) {
 	want.ModeServer, want.TLSServer = true, true
 	want.Network = netip.MustParsePrefix("10.8.0.0/24")
 	want.Topology = "net30"
-	want.Listens = []Listen{lp("udp", "[::]:1194")}
+	want.Listens = []Listen{lp("udp", "0.0.0.0:1194")}
 	want.CA, want.CAFile = pki.CA, filepath.Join(dir, "pki/ca.crt")
 	want.Cert, want.CertFile = pki.ServerCert, filepath.Join(dir, "pki/server.crt")
 	want.Key, want.KeyFile = pki.ServerKey, filepath.Join(dir, "pki/server.key")
@@ -244,13 +244,16 @@ func TestServerDirectives(t *testing.T) {
 
 		// Listeners: proto / local / port / lport / listen.
 		{"proto udp4", "proto udp4\n", func(s *Server) bool { return reflect.DeepEqual(s.Listens, []Listen{lp("udp4", "0.0.0.0:1194")}) }, ""},
-		{"proto udp6", "proto udp6\n", func(s *Server) bool { return reflect.DeepEqual(s.Listens, []Listen{lp("udp6", "[::]:1194")}) }, ""},
+		// As OpenVPN: proto udp6 without local is dual-stack, plain udp is IPv4.
+		{"proto udp6", "proto udp6\n", func(s *Server) bool { return reflect.DeepEqual(s.Listens, []Listen{lp("udp", "[::]:1194")}) }, ""},
 		{"proto tcp-server", "proto tcp-server\n", func(s *Server) bool {
-			return s.Proto == "tcp" && reflect.DeepEqual(s.Listens, []Listen{lp("tcp", "[::]:1194")})
+			return s.Proto == "tcp" && reflect.DeepEqual(s.Listens, []Listen{lp("tcp", "0.0.0.0:1194")})
 		}, ""},
 		{"proto tcp", "proto tcp\n", func(s *Server) bool { return s.Proto == "tcp" }, ""},
 		{"proto tcp4-server", "proto tcp4-server\n", func(s *Server) bool { return reflect.DeepEqual(s.Listens, []Listen{lp("tcp4", "0.0.0.0:1194")}) }, ""},
-		{"proto tcp6-server", "proto tcp6-server\n", func(s *Server) bool { return s.Proto == "tcp6" }, ""},
+		{"proto tcp6-server", "proto tcp6-server\n", func(s *Server) bool {
+			return s.Proto == "tcp6" && reflect.DeepEqual(s.Listens, []Listen{lp("tcp", "[::]:1194")})
+		}, ""},
 		{"proto tcp-client", "proto tcp-client\n", nil, `s.conf:5: proto: |"tcp-client" is a client protocol`},
 		{"proto bad", "proto sctp\n", nil, `s.conf:5: proto: |unknown protocol "sctp"`},
 		{"local v4", "local 10.200.0.1\nport 1195\n", func(s *Server) bool {

@@ -112,10 +112,10 @@ func TestServerParamsListeners(t *testing.T) {
 		want  []Listen
 		occ   string
 	}{
-		{"", []Listen{lp("udp", "[::]:1194")}, "proto UDPv4"},
+		{"", []Listen{lp("udp", "0.0.0.0:1194")}, "proto UDPv4"},
 		{"proto udp4\nport 1195\n", []Listen{lp("udp4", "0.0.0.0:1195")}, "proto UDPv4"},
 		{"proto tcp-server\nlocal 10.200.0.1\nlport 443\n", []Listen{lp("tcp", "10.200.0.1:443")}, "proto TCPv4_SERVER"},
-		{"proto tcp6-server\n", []Listen{lp("tcp6", "[::]:1194")}, "proto TCPv4_SERVER"},
+		{"proto tcp6-server\n", []Listen{lp("tcp", "[::]:1194")}, "proto TCPv4_SERVER"},
 		{"listen udp 10.0.0.1:1194\nlisten tcp [fd00::1]:443\nlisten udp6 [::]:1194\nlisten tcp4 *:443\n",
 			[]Listen{lp("udp", "10.0.0.1:1194"), lp("tcp", "[fd00::1]:443"), lp("udp6", "[::]:1194"), lp("tcp4", "0.0.0.0:443")}, "proto UDPv4"},
 		{"listen tcp *:443\nlisten udp *:1194\n", []Listen{lp("tcp", "[::]:443"), lp("udp", "[::]:1194")}, "proto TCPv4_SERVER"},

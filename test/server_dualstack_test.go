@@ -2,7 +2,6 @@ package test
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -10,18 +9,6 @@ import (
 
 	"weft/test/harness"
 )
-
-// knownBugsEnv turns on subcases that fail because of known weft bugs (they
-// are skipped loudly otherwise, naming the bug).
-const knownBugsEnv = "WEFT_TEST_KNOWN_BUGS"
-
-// skipKnownBug skips loudly unless $WEFT_TEST_KNOWN_BUGS=1.
-func skipKnownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv(knownBugsEnv) != "1" {
-		harness.SkipLoud(t, "KNOWN WEFT BUG: %s (run with %s=1 to check the fix)", bug, knownBugsEnv)
-	}
-}
 
 // TestServerDualStackProto: an OpenVPN server config with `proto udp6` (or
 // tcp6-server) and no `local` serves IPv4 clients too: openvpn 2.6 binds [::]
@@ -33,9 +20,6 @@ func TestServerDualStackProto(t *testing.T) {
 	harness.RequireOpenVPN(t)
 	bin := harness.WeftBin(t)
 	t.Parallel()
-	skipKnownBug(t, "`proto udp6` / `proto tcp6-server` without `local` bind [::] IPv6-only "+
-		"(Go's udp6/tcp6 networks set IPV6_V6ONLY), so IPv4 clients cannot connect; openvpn 2.6 binds dual-stack "+
-		"(config.wildcard + transport/udp.Listen and transport/tcp.Listen with network udp6/tcp6)")
 	lab := harness.NewServerLab(t)
 	pki := harness.NewPKI(t, harness.KeyEC)
 	sp := lab.AddSpoke(t)

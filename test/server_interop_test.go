@@ -16,6 +16,12 @@ import (
 	"weft/test/harness"
 )
 
+// Fixed addresses of client4 (ifconfig-push / ifconfig-ipv6-push in its CCD).
+const (
+	ccdAddr4 = "10.8.0.200"
+	ccdAddr6 = "fd00:8::200"
+)
+
 // client1Port is client1's fixed UDP source port.
 const client1Port = 40001
 
@@ -88,10 +94,15 @@ func (l *srvLab) upClients() []*srvClient {
 // each in its own namespace), weft clients (weft1..weft4, the same four
 // listener types), a client behind a NAT-like UDP relay that changes its
 // source port and address (client6, float), and refuses a revoked client
-// (client5, crl-verify). It checks pool addresses, pushed routes, pings to the
-// server and between clients (client-to-client), a subnet behind client2
-// (iroute), checksummed bulk transfers, the status file (status-version 2),
-// reconnection with a new session, and that a UDP flood creates no sessions.
+// (client5, crl-verify). It checks that the one process owns all listeners,
+// that a UDP flood (garbage, authentic-but-abandoned resets, forged sources)
+// creates no session, pool addresses (and client-config-dir ifconfig-push),
+// pushed routes (global and per-client), pings to the server and between
+// clients (client-to-client), subnets behind client2 (iroute, iroute-ipv6),
+// checksummed bulk transfers, the status file (status-version 2), float
+// (and that spoofed or replayed packets do not float anyone), reconnection
+// with a new session (kill -9, same or new source port, UDP and TCP), and
+// exit notifications.
 func TestServerInterop(t *testing.T) {
 	harness.RequireOpenVPN(t)
 	bin := harness.WeftBin(t)
@@ -101,12 +112,7 @@ func TestServerInterop(t *testing.T) {
 	t.Run("listeners", func(t *testing.T) { srvCheckListeners(t, l) })
 	// The flood comes first: with no client connected yet, the status file
 	// must stay empty, and every legitimate client must connect afterwards.
-	t.Run("flood", func(t *testing.T) {
-		if os.Getenv("DBG_NOFLOOD") != "" {
-			t.Skip("dbg")
-		}
-		srvCheckFlood(t, l)
-	})
+	t.Run("flood", func(t *testing.T) { srvCheckFlood(t, l) })
 	for _, c := range append(l.clients, l.revoked) {
 		c.cli = harness.StartConfClient(t, c.kind, bin, c.spoke.NS, c.name, srvClientConfFor(l, c))
 	}
@@ -124,7 +130,7 @@ func TestServerInterop(t *testing.T) {
 	if l.srv.Proc.Exited() {
 		t.Errorf("weft server exited during the test: %s", l.srv.State())
 	}
-	for _, bad := range []string{"panic", "data race", "fatal error"} {
+	for _, bad := range []string{"panic:", "data race", "fatal error"} {
 		if line, ok := harness.FindLine(l.srv.LogText(), bad); ok {
 			t.Errorf("weft server log has %q: %s", bad, line)
 		}
@@ -178,8 +184,15 @@ func setupServerLab(t *testing.T, bin string) *srvLab {
 	if err := os.Mkdir(ccd, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(ccd, "client2"), []byte("iroute 192.168.50.0 255.255.255.0\niroute-ipv6 fd50::/64\n"), 0o644); err != nil {
-		t.Fatal(err)
+	for cn, content := range map[string]string{
+		"client2": "iroute 192.168.50.0 255.255.255.0\niroute-ipv6 fd50::/64\n",
+		// Fixed addresses for client4, an extra route only for client3.
+		"client4": "ifconfig-push " + ccdAddr4 + " 255.255.255.0\nifconfig-ipv6-push " + ccdAddr6 + "/64 fd00:8::1\n",
+		"client3": "push \"route 192.168.88.0 255.255.255.0\"\n",
+	} {
+		if err := os.WriteFile(filepath.Join(ccd, cn), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// The subnet behind client2: 192.168.50.1 as a loopback alias (this
 	// kernel may lack the dummy link type), without a prefix route: the pushed
@@ -338,18 +351,6 @@ func srvCheckConnect(t *testing.T, l *srvLab) {
 	for i, c := range l.clients {
 		if errs[i] != nil {
 			t.Errorf("%s (%s over %s): %v", c.name, c.kind, c.proto, errs[i])
-			out, err := harness.Run(10*time.Second, harness.NSExec(c.spoke.NS, "ping", "-c", "2", "-W", "1", l.lab.V6)...)
-			t.Logf("DEBUG ping6: %s %v", out, err)
-			out, _ = harness.Run(10*time.Second, "ip", "-n", c.spoke.NS, "-6", "neigh")
-			t.Logf("DEBUG client neigh: %s", out)
-			out, _ = harness.Run(10*time.Second, "ip", "-n", l.lab.NS, "-6", "neigh")
-			t.Logf("DEBUG server neigh: %s", out)
-			out, _ = harness.Run(10*time.Second, "ip", "-n", c.spoke.NS, "-6", "addr")
-			t.Logf("DEBUG client addr: %s", out)
-			out, _ = harness.Run(10*time.Second, "ip", "-n", l.lab.NS, "-6", "addr")
-			t.Logf("DEBUG server addr: %s", out)
-			out, _ = harness.Run(10*time.Second, "ip", "-n", l.lab.NS, "-6", "route")
-			t.Logf("DEBUG server route: %s", out)
 			continue
 		}
 		_, ti := c.state()
@@ -367,6 +368,9 @@ func srvCheckConnect(t *testing.T, l *srvLab) {
 			t.Errorf("%s and %s got the same IPv6 address %s", o, c.name, ti.V6)
 		}
 		seen4[ti.V4], seen6[ti.V6] = c.name, c.name
+		if c.name == "client4" && (ti.V4.String() != ccdAddr4 || ti.V6.String() != ccdAddr6) {
+			t.Errorf("client4 got %s %s, want its client-config-dir addresses %s %s", ti.V4, ti.V6, ccdAddr4, ccdAddr6)
+		}
 		if _, ok := l.srv.WaitLog(5*time.Second, srvConnectedLog, "cn="+c.name+" "); !ok {
 			t.Errorf("server log has no %q line with cn=%s", srvConnectedLog, c.name)
 		}
@@ -385,10 +389,14 @@ func srvCheckConnect(t *testing.T, l *srvLab) {
 }
 
 // srvCheckRoutes: the pushed routes are in each client's routing table via its
-// tunnel device.
+// tunnel device; the route pushed from client3's CCD only there.
 func srvCheckRoutes(t *testing.T, l *srvLab) {
 	for _, c := range l.upClients() {
 		_, ti := c.state()
+		out, err := harness.Run(5*time.Second, "ip", "-n", c.spoke.NS, "-4", "route", "show", "192.168.88.0/24")
+		if has := strings.Contains(out, "dev "+ti.Dev); err != nil || has != (c.name == "client3") {
+			t.Errorf("%s (%s): route 192.168.88.0/24 (pushed from client3's CCD only) present=%v: %q %v", c.name, c.kind, has, strings.TrimSpace(out), err)
+		}
 		for _, r := range [][]string{{"-4", "192.168.77.0/24"}, {"-6", "fd77::/64"}, {"-4", "192.168.50.0/24"}, {"-6", "fd50::/64"}} {
 			out, err := harness.Run(5*time.Second, "ip", "-n", c.spoke.NS, r[0], "route", "show", r[1])
 			if err != nil || !strings.Contains(out, "dev "+ti.Dev) {
@@ -522,9 +530,9 @@ func srvCheckBulk(t *testing.T, l *srvLab) {
 func srvCheckRevoked(t *testing.T, l *srvLab) {
 	c := l.revoked
 	defer c.cli.Kill()
-	line, ok := l.srv.WaitLog(20*time.Second, srvRevokedLog)
+	line, ok := l.srv.WaitLog(20*time.Second, srvRevokedLog, "client5")
 	if !ok {
-		t.Errorf("server log has no line with %q within 20 s of client5 connecting", srvRevokedLog)
+		t.Errorf("server log has no line with %q and client5 within 20 s of client5 connecting", srvRevokedLog)
 	} else {
 		t.Logf("server: %s", strings.TrimSpace(line))
 	}
@@ -621,7 +629,8 @@ func srvCheckStatus(t *testing.T, l *srvLab) {
 // srvCheckFloat: client6 sits behind a relay that acts like a NAT rebinding:
 // its packets come from a new source port, then from a new address. The
 // session must follow (the server logs the float) without a new handshake,
-// and spoofed data packets from elsewhere must not hijack any session.
+// and spoofed or replayed data packets from elsewhere must not hijack any
+// session.
 func srvCheckFloat(t *testing.T, l *srvLab) {
 	c := l.byName["client6"]
 	if up, _ := c.state(); !up {
@@ -656,7 +665,22 @@ func srvCheckFloat(t *testing.T, l *srvLab) {
 		t.Fatalf("spoofed data packets: %v", err)
 	}
 	t.Logf("spoofed data: %s", res)
-	checkTraffic("after spoofed data packets")
+	// Replays of client6's own (authentic) data packets from the flood
+	// namespace: they decrypt but fail the replay check, so no float either.
+	rec := r.Recorded()
+	if len(rec) == 0 {
+		t.Errorf("the relay recorded no data packets of client6 to replay")
+	}
+	replayer, err := harness.ListenUDPIn(fs.NS, netip.AddrPortFrom(netip.MustParseAddr(fs.V4), 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range rec {
+		_, _ = replayer.WriteToUDPAddrPort(b, r.Upstream)
+	}
+	replayer.Close()
+	t.Logf("replayed %d recorded data packets of client6 from %s", len(rec), fs.V4)
+	checkTraffic("after spoofed and replayed data packets")
 	if line, ok := harness.FindLine(l.srv.LogText(), srvFloatLog); ok {
 		t.Errorf("a session floated to the spoofer: %s", line)
 	}

@@ -73,7 +73,10 @@ func NewServerLab(t testing.TB) *ServerLab {
 	steps := [][]string{
 		{"ip", "netns", "add", l.NS},
 		{"ip", "-n", l.NS, "link", "set", "lo", "up"},
-		{"ip", "-n", l.NS, "link", "add", "br0", "type", "bridge", "stp_state", "0", "mcast_snooping", "0"},
+		// A fixed MAC: otherwise the bridge takes the lowest port MAC and changes
+		// it as spokes are added, and spokes that cached the old one lose the
+		// server for up to a minute (until their neighbour entry expires).
+		{"ip", "-n", l.NS, "link", "add", "br0", "address", fmt.Sprintf("02:00:00:c9:%02x:01", n), "type", "bridge", "stp_state", "0", "mcast_snooping", "0"},
 		{"ip", "-n", l.NS, "addr", "add", l.V4 + "/24", "dev", "br0"},
 		{"ip", "-n", l.NS, "-6", "addr", "add", l.V6 + "/64", "dev", "br0", "nodad"},
 		{"ip", "-n", l.NS, "link", "set", "br0", "up"},

@@ -83,6 +83,36 @@ type UDPRelay struct {
 	all    []*net.UDPConn
 	// Counters.
 	ToServer, ToClient atomic.Uint64
+
+	recMu    sync.Mutex
+	recorded [][]byte // the last data packets (P_DATA_V1/V2) sent to the server
+}
+
+// maxRecorded bounds UDPRelay's record of data packets.
+const maxRecorded = 64
+
+// Recorded returns copies of the last data packets (opcodes 6 and 9) the
+// relay forwarded to the server, oldest first: material for replay attacks.
+func (r *UDPRelay) Recorded() [][]byte {
+	r.recMu.Lock()
+	defer r.recMu.Unlock()
+	out := make([][]byte, len(r.recorded))
+	for i, b := range r.recorded {
+		out[i] = append([]byte(nil), b...)
+	}
+	return out
+}
+
+func (r *UDPRelay) record(b []byte) {
+	if len(b) == 0 || (b[0]>>3 != 6 && b[0]>>3 != 9) {
+		return
+	}
+	r.recMu.Lock()
+	defer r.recMu.Unlock()
+	if len(r.recorded) == maxRecorded {
+		r.recorded = r.recorded[1:]
+	}
+	r.recorded = append(r.recorded, append([]byte(nil), b...))
 }
 
 // StartUDPRelay starts a relay in ns listening on listen (port 0 picks one)
@@ -149,6 +179,7 @@ func (r *UDPRelay) fromClient() {
 		if c := r.up.Load(); c != nil {
 			if _, err := c.WriteToUDP(buf[:n], up); err == nil {
 				r.ToServer.Add(1)
+				r.record(buf[:n])
 			}
 		}
 	}
