@@ -1288,7 +1288,7 @@ func (s *Server) Status() []PeerStatus {
 			if p.closed || !p.connected {
 				return
 			}
-			st := PeerStatus{CommonName: p.cn, RealAddr: p.realAddr(), IP4: p.ip4, IP6: p.ip6,
+			st := PeerStatus{CommonName: p.cn, RealAddr: p.statusAddr(), IP4: p.ip4, IP6: p.ip6,
 				BytesIn: p.bytesIn.Load(), BytesOut: p.bytesOut.Load(), Since: p.since, PeerID: p.id, Cipher: p.sess.Cipher().String()}
 			if ci := p.sess.Client(); ci != nil {
 				st.Username = ci.Username
@@ -1354,4 +1354,19 @@ func (p *peer) prefixes() []netip.Prefix {
 		out = append(out, netip.PrefixFrom(p.ip6, 128))
 	}
 	return out
+}
+
+// statusAddr is the real address as OpenVPN's status file writes it: IPv4 as
+// addr:port, IPv6 as the bare address.
+func (p *peer) statusAddr() string {
+	var a netip.AddrPort
+	if p.tcp != nil {
+		a = p.tcp.RemoteAddr()
+	} else {
+		a = *p.addr.Load()
+	}
+	if a.Addr().Unmap().Is4() {
+		return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()).String()
+	}
+	return a.Addr().String()
 }
