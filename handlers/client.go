@@ -70,6 +70,10 @@ type ClientParams struct {
 	// LinkBatch and LinkBufSize size the UDP receive batch (defaults 64 datagrams of
 	// udp.MaxDatagram bytes, which lets GRO batch); embedded nodes use less.
 	LinkBatch, LinkBufSize int
+	// SocketBuffer is the UDP socket's receive and send buffer size (default 16 MiB:
+	// with GRO one datagram in the queue carries up to 64 packets, and a reader
+	// descheduled for a few milliseconds must not lose them).
+	SocketBuffer int
 	// Inline encrypts on the goroutine that reads the tunnel device instead of
 	// handing batches to a second one (less memory, for embedded nodes).
 	Inline bool
@@ -154,6 +158,9 @@ func NewClient(p ClientParams) (*Client, error) {
 	}
 	if p.LinkBatch <= 0 {
 		p.LinkBatch = 64
+	}
+	if p.SocketBuffer <= 0 {
+		p.SocketBuffer = 16 << 20
 	}
 	if p.LinkBufSize <= 0 {
 		p.LinkBufSize = udp.MaxDatagram
@@ -345,7 +352,7 @@ func (c *Client) connect(ctx context.Context, id uint64, remote Remote) (*attemp
 			network = "udp6"
 			local = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
 		}
-		conn, err := udp.Listen(network, local, udp.Options{RecvBuffer: 1 << 20, SendBuffer: 1 << 20})
+		conn, err := udp.Listen(network, local, udp.Options{RecvBuffer: c.p.SocketBuffer, SendBuffer: c.p.SocketBuffer})
 		if err != nil {
 			return nil, fmt.Errorf("UDP socket: %w", err)
 		}

@@ -97,6 +97,9 @@ type ServerParams struct {
 	// datagrams of udp.MaxDatagram bytes, which lets GRO batch). Embedded nodes use
 	// small buffers to keep memory per node low.
 	LinkBatch, LinkBufSize int
+	// SocketBuffer is each UDP socket's receive and send buffer size (default 16
+	// MiB; see ClientParams.SocketBuffer).
+	SocketBuffer int
 	// Inline encrypts on the goroutine that reads a tunnel queue instead of handing
 	// batches to a second one (less memory, for embedded nodes).
 	Inline bool
@@ -233,6 +236,9 @@ func NewServer(p ServerParams) (*Server, error) {
 	}
 	if p.LinkBatch <= 0 {
 		p.LinkBatch = 64
+	}
+	if p.SocketBuffer <= 0 {
+		p.SocketBuffer = 16 << 20
 	}
 	if p.LinkBufSize <= 0 {
 		p.LinkBufSize = udp.MaxDatagram
@@ -422,7 +428,7 @@ func (s *Server) openListeners() error {
 		if network == "udp" && l.Addr.Addr().Is4() {
 			network = "udp4"
 		}
-		conns, err := udp.ListenGroup(network, l.Addr, s.p.Queues, udp.Options{RecvBuffer: 4 << 20, SendBuffer: 4 << 20})
+		conns, err := udp.ListenGroup(network, l.Addr, s.p.Queues, udp.Options{RecvBuffer: s.p.SocketBuffer, SendBuffer: s.p.SocketBuffer})
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", l, err)
 		}
