@@ -14,7 +14,7 @@ BENCH_DIR   := bench/results
 OPENSSL_TAG = $(shell pkg-config --exists 'openssl >= 1.1.1' 2>/dev/null && [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null && echo openssl)
 GOTAGS      ?= $(OPENSSL_TAG)
 
-.PHONY: all build setup test vet fmt-check fuzz bench bench-quick bench-scale demo clean
+.PHONY: all build setup test vet fmt-check fuzz bench bench-quick bench-scale bench-readme bench-go demo clean
 
 all: build
 
@@ -46,19 +46,30 @@ test: setup
 fuzz:
 	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz.sh
 
-## bench: the side-by-side VPN benchmark (root: namespaces) plus Go micro-benchmarks
+## bench: side-by-side data-plane benchmark (root; 3 interleaved rounds, ~40 min) -> bench/results/<UTC>/,
+## plus Go micro-benchmarks (handshakes per TLS engine, ciphers, compression, UDP I/O)
 bench: build
-	./bench/run.sh full
-	mkdir -p $(BENCH_DIR)
-	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench . -benchmem ./datachan/ ./tlsengine/ ./compress/ ./transport/udp/ | tee $(BENCH_DIR)/go-bench.txt
+	WEFT_BIN=$(WEFT_BIN) GO=$(GO) ./bench/run.sh full
+	$(MAKE) bench-go
 
-## bench-quick: the side-by-side benchmark in under 3 minutes
+## bench-quick: veth, weft-udp-aes, openvpn-udp-aes, newest wireguard-go in one round (< 3 min)
 bench-quick: build
-	./bench/run.sh quick
+	WEFT_BIN=$(WEFT_BIN) GO=$(GO) ./bench/run.sh quick
 
 ## bench-scale: 1,000 clients against weft server and openvpn (root)
 bench-scale: build
 	./bench/scale/run.sh
+
+## bench-readme: rewrite README.md's performance block from bench/results/latest
+bench-readme:
+	GO=$(GO) ./bench/readme-table.sh --write
+
+## bench-go: Go micro-benchmarks -> bench/results/go-bench-<UTC>.txt
+bench-go:
+	mkdir -p $(BENCH_DIR)
+	f=$(BENCH_DIR)/go-bench-$$(date -u +%Y%m%dT%H%M%SZ).txt; \
+	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench . -benchmem ./datachan/ ./tlsengine/ ./compress/ ./transport/udp/ | tee "$$f"; \
+	cp "$$f" $(BENCH_DIR)/go-bench-latest.txt
 
 ## demo: a weft server and clients on the user-space stack (no root, no TUN)
 demo: build
