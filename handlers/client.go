@@ -410,15 +410,16 @@ func resolve(ctx context.Context, r Remote) (netip.AddrPort, error) {
 // readLink reads packets from the attempt's transport. Data packets are decrypted
 // right here and written to the tunnel device; control packets go to the shard.
 func (c *Client) readLink(a *attempt) {
-	var rx rxBatch
 	dp := a.sess.DataPath()
+	w := newTUNWriter(c.device, &c.devMu, c.log, c.p.Inline)
+	defer w.close()
+	rx := w.get()
 	deliver := func() {
-		if err := rx.flushTUN(c.device(), &c.devMu); err != nil {
-			c.log.Debug("TUN write failed", "err", err)
-		}
 		if ctl := rx.takeControl(); len(ctl) > 0 {
 			c.sh.Post(func(now time.Time) { c.onLink(now, a, ctl) })
 		}
+		w.put(rx)
+		rx = w.get()
 	}
 	if a.tcp != nil {
 		for {
@@ -451,6 +452,7 @@ func (c *Client) readLink(a *attempt) {
 			if !errors.Is(err, net.ErrClosed) {
 				c.sh.Post(func(now time.Time) { c.linkFailed(a, err) })
 			}
+			w.put(rx)
 			return
 		}
 	}

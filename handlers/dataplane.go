@@ -240,3 +240,69 @@ func (p *tunPipeline) inline(fatal func(error) bool, log *slog.Logger) {
 func deviceClosed(closing bool, err error) bool {
 	return closing || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) || errors.Is(err, tun.ErrClosed)
 }
+
+// tunWriter writes decrypted batches to the tunnel device on a goroutine of its own,
+// so that under load the link reader (receive, GRO split, decrypt) and the device
+// write (which carries the kernel's delivery to the local stack) run on different
+// cores. Batches keep their order. With inline set it writes synchronously instead.
+type tunWriter struct {
+	dev    func() tun.Device
+	mu     *sync.Mutex
+	log    *slog.Logger
+	inline bool
+	free   chan *rxBatch
+	full   chan *rxBatch
+	done   chan struct{}
+}
+
+func newTUNWriter(dev func() tun.Device, mu *sync.Mutex, log *slog.Logger, inline bool) *tunWriter {
+	w := &tunWriter{dev: dev, mu: mu, log: log, inline: inline}
+	depth := 1
+	if !inline {
+		depth = pipelineDepth
+	}
+	w.free = make(chan *rxBatch, depth)
+	for range depth {
+		w.free <- &rxBatch{}
+	}
+	if !inline {
+		w.full = make(chan *rxBatch, depth)
+		w.done = make(chan struct{})
+		go func() {
+			defer close(w.done)
+			for rx := range w.full {
+				w.write(rx)
+				w.free <- rx
+			}
+		}()
+	}
+	return w
+}
+
+// get returns an empty batch to decrypt into.
+func (w *tunWriter) get() *rxBatch { return <-w.free }
+
+// put hands a filled batch over for writing (its control packets must have been
+// taken already).
+func (w *tunWriter) put(rx *rxBatch) {
+	if w.inline || len(rx.out) == 0 {
+		w.write(rx)
+		w.free <- rx
+		return
+	}
+	w.full <- rx
+}
+
+func (w *tunWriter) write(rx *rxBatch) {
+	if err := rx.flushTUN(w.dev(), w.mu); err != nil {
+		w.log.Debug("TUN write failed", "err", err)
+	}
+}
+
+// close waits for the pending batches to be written.
+func (w *tunWriter) close() {
+	if w.full != nil {
+		close(w.full)
+		<-w.done
+	}
+}
