@@ -74,33 +74,25 @@ type goSession struct {
 	done    bool // the TLS goroutine has exited
 	closed  bool
 	hsDone  bool
+	sync    bool // handshake done: reads happen on the caller's goroutine
 	err     error
 	state   tls.ConnectionState
 }
 
+// run performs the handshake on a goroutine of its own (crypto/tls has no
+// non-blocking handshake). Once the handshake is done the goroutine ends: later
+// records are read synchronously by PutCiphertext (the pipe then reports "would
+// block" instead of waiting), so an established session costs no goroutine.
 func (s *goSession) run() {
 	err := s.conn.Handshake()
 	if err == nil {
 		st := s.conn.ConnectionState()
 		s.mu.Lock()
-		s.hsDone = true
-		s.state = st
+		s.hsDone, s.state, s.sync = true, st, true
 		s.mu.Unlock()
-		buf := make([]byte, 4096)
-		for {
-			n, rerr := s.conn.Read(buf)
-			if n > 0 {
-				s.mu.Lock()
-				s.plain = append(s.plain, buf[:n]...)
-				s.mu.Unlock()
-			}
-			if rerr != nil {
-				if !errors.Is(rerr, io.EOF) && !errors.Is(rerr, ErrClosed) {
-					err = rerr
-				}
-				break
-			}
-		}
+		// Records that arrived with the last handshake flight, read before the
+		// caller (waiting in settle) looks at the plaintext.
+		s.readAvailable()
 	}
 	s.mu.Lock()
 	if err != nil && s.err == nil && !s.closed {
@@ -110,6 +102,42 @@ func (s *goSession) run() {
 	s.cond.Broadcast()
 	s.mu.Unlock()
 }
+
+// readAvailable reads every complete record buffered in the pipe (after the
+// handshake, on the caller's goroutine).
+func (s *goSession) readAvailable() {
+	var buf [4096]byte
+	for {
+		n, err := s.conn.Read(buf[:])
+		if n > 0 {
+			s.mu.Lock()
+			s.plain = append(s.plain, buf[:n]...)
+			s.mu.Unlock()
+		}
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, errWouldBlock) && !errors.Is(err, io.EOF) && !errors.Is(err, ErrClosed) {
+			s.mu.Lock()
+			if s.err == nil && !s.closed {
+				s.err = fmt.Errorf("tls: %w", err)
+			}
+			s.mu.Unlock()
+		}
+		return
+	}
+}
+
+// errWouldBlock is what the pipe returns to crypto/tls when no ciphertext is buffered
+// after the handshake. It is a temporary timeout, so crypto/tls keeps the connection
+// usable.
+var errWouldBlock = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "tls pipe: no data buffered" }
+func (wouldBlock) Timeout() bool   { return true }
+func (wouldBlock) Temporary() bool { return true }
 
 // settle waits until the TLS goroutine has consumed all input and blocks for more, or
 // has exited. It bounds the wait so a misbehaving peer cannot hang the caller.
@@ -134,7 +162,7 @@ func (s *goSession) PutCiphertext(b []byte) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	if s.done {
+	if s.done && !s.sync {
 		err := s.err
 		s.mu.Unlock()
 		if err == nil {
@@ -142,10 +170,20 @@ func (s *goSession) PutCiphertext(b []byte) error {
 		}
 		return err
 	}
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		return err
+	}
 	s.in = append(s.in, b...)
+	sync := s.sync
 	s.cond.Broadcast()
 	s.mu.Unlock()
-	s.settle()
+	if sync {
+		s.readAvailable()
+	} else {
+		s.settle()
+	}
 	s.flushPending()
 	return s.Err()
 }
@@ -174,7 +212,7 @@ func (s *goSession) WritePlaintext(b []byte) error {
 // only appends to the pipe, so it never blocks here.
 func (s *goSession) flushPending() {
 	s.mu.Lock()
-	if !s.hsDone || s.done || len(s.pending) == 0 {
+	if !s.hsDone || (s.done && !s.sync) || len(s.pending) == 0 {
 		s.mu.Unlock()
 		return
 	}
@@ -261,6 +299,9 @@ func (p *pipe) Read(b []byte) (int, error) {
 	for len(s.in) == 0 {
 		if s.closed {
 			return 0, ErrClosed
+		}
+		if s.sync {
+			return 0, errWouldBlock
 		}
 		s.waiting = true
 		s.cond.Broadcast()
