@@ -130,6 +130,9 @@ type Server struct {
 	byCN   map[string][]*peer
 	nextID int32
 	routes atomic.Pointer[routing.Table[*peer]]
+	// routesMu serialises route updates (copy-on-write) without blocking the
+	// packet lookups that take mu.
+	routesMu sync.Mutex
 
 	queues  []*devQueue
 	devName string
@@ -416,7 +419,9 @@ func (s *Server) openListeners() error {
 			if network == "tcp" && l.Addr.Addr().Is4() {
 				network = "tcp4"
 			}
-			tl, err := tcp.Listen(network, l.Addr, tcp.Options{})
+			// 16 KiB read buffers: a TCP client's framed packets are MTU-sized and
+			// the buffer is held for the connection's lifetime.
+			tl, err := tcp.Listen(network, l.Addr, tcp.Options{ReadSize: 16 << 10})
 			if err != nil {
 				return fmt.Errorf("listen %s: %w", l, err)
 			}
@@ -1046,8 +1051,8 @@ func (s *Server) authorize(p *peer, ci *ovpn.ClientInfo) ([]string, error) {
 }
 
 func (s *Server) addRoutes(p *peer) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.routesMu.Lock()
+	defer s.routesMu.Unlock()
 	t := s.routes.Load().Clone()
 	if p.ip4.IsValid() {
 		t.Insert(netip.PrefixFrom(p.ip4, 32), p)
@@ -1098,7 +1103,6 @@ func (s *Server) removePeer(p *peer, reason string) {
 
 func (s *Server) unregister(p *peer) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.byID[p.id] == p {
 		delete(s.byID, p.id)
 	}
@@ -1121,6 +1125,9 @@ func (s *Server) unregister(p *peer) {
 			s.byCN[p.cn] = out
 		}
 	}
+	s.mu.Unlock()
+	s.routesMu.Lock()
+	defer s.routesMu.Unlock()
 	t := s.routes.Load()
 	changed := false
 	nt := t.Clone()

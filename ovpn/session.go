@@ -1094,7 +1094,9 @@ func (s *Session) chooseCipher(pushed string) (datachan.Cipher, error) {
 
 // flushKey emits due control packets and ACKs of one key state.
 func (s *Session) flushKey(now time.Time, ks *keyState) {
+	before := ks.snd.Retransmits()
 	msgs := ks.snd.Due(now, nil)
+	s.stats.ControlRetransmits += ks.snd.Retransmits() - before
 	for _, m := range msgs {
 		cp := wire.ControlPacket{
 			Opcode:    wire.Opcode(m.Opcode),

@@ -344,6 +344,9 @@ func TestControlLossRecovers(t *testing.T) {
 	if n.dropped == 0 {
 		t.Fatal("the test dropped nothing")
 	}
+	if n.c.Stats().ControlRetransmits+n.s.Stats().ControlRetransmits == 0 {
+		t.Error("control packets were lost but nothing was retransmitted")
+	}
 	n.drop = nil
 	n.exchange(20)
 }

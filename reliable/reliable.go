@@ -45,7 +45,11 @@ type Sender struct {
 	initialTimeout time.Duration
 	nextID         uint32
 	queue          []*outMsg // un-ACKed, in id order
+	retransmits    uint64
 }
+
+// Retransmits counts messages sent again (timeouts and fast retransmits).
+func (s *Sender) Retransmits() uint64 { return s.retransmits }
 
 // NewSender returns a sender whose first retransmission happens after timeout
 // (OpenVPN's --tls-timeout, default 2 s), doubling after every send.
@@ -113,7 +117,9 @@ func (s *Sender) Due(now time.Time, dst []Message) []Message {
 			m.timeout = s.initialTimeout
 		case m.laterAcked >= fastRetransmitAcks:
 			m.laterAcked = 0
+			s.retransmits++
 		case !now.Before(m.nextSend):
+			s.retransmits++
 			m.timeout *= 2
 			if m.timeout > 5*time.Minute {
 				m.timeout = 5 * time.Minute

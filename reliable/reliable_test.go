@@ -57,6 +57,9 @@ func TestSendWindowAndRetransmitBackoff(t *testing.T) {
 			t.Errorf("Due(+%v) = %v, want %v", tc.at, got, tc.want)
 		}
 	}
+	if got := s.Retransmits(); got != 18 {
+		t.Errorf("Retransmits = %d, want 18 (6 messages × 3 timeouts)", got)
+	}
 	s.Ack(0)
 	if !s.CanSend() || s.Pending() != 5 || !s.Acked(0) || s.Acked(1) {
 		t.Errorf("after Ack(0): CanSend %v Pending %d Acked(0) %v Acked(1) %v", s.CanSend(), s.Pending(), s.Acked(0), s.Acked(1))
