@@ -29,6 +29,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weft/internal/netaddr"
 )
 
 // Defaults for a Rule's zero-valued tuning fields.
@@ -324,7 +325,7 @@ func runUDP(ctx context.Context, rule Rule, listenOn, dialOn Network, log *slog.
 			}
 			return fmt.Errorf("forward: %s: read: %w", rule, err)
 		}
-		key, ok := addrPortOf(from)
+		key, ok := netaddr.AddrPortOf(from)
 		if !ok {
 			continue
 		}
@@ -389,26 +390,4 @@ func replies(s *udpSession, pc net.PacketConn, idle time.Duration) {
 			return
 		}
 	}
-}
-
-// addrPortOf extracts ip:port from a net.Addr, unmapping IPv4.
-func addrPortOf(addr net.Addr) (netip.AddrPort, bool) {
-	var ap netip.AddrPort
-	switch a := addr.(type) {
-	case nil:
-		return ap, false
-	case *net.UDPAddr:
-		ap = a.AddrPort()
-	case *net.TCPAddr:
-		ap = a.AddrPort()
-	default:
-		var err error
-		if ap, err = netip.ParseAddrPort(addr.String()); err != nil {
-			return ap, false
-		}
-	}
-	if !ap.Addr().IsValid() {
-		return ap, false
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()), true
 }

@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"weft/internal/netaddr"
 )
 
 // Defaults for the Server's zero-valued fields.
@@ -410,7 +411,7 @@ func (s *Server) connect(ss *session, c net.Conn, req Request, log *slog.Logger)
 	if !ss.add(out) {
 		return
 	}
-	bnd, _ := addrPortOf(out.LocalAddr())
+	bnd, _ := netaddr.AddrPortOf(out.LocalAddr())
 	if _, err := c.Write(appendReply(nil, Succeeded, AddrFromAddrPort(bnd))); err != nil {
 		return
 	}
@@ -498,12 +499,12 @@ func (s *Server) pipe(dst, src net.Conn, last *atomic.Int64) {
 // the client, an outbound socket from ListenPacket, and two relay loops,
 // for as long as the TCP connection stays open and datagrams flow.
 func (s *Server) associate(ss *session, c net.Conn, req Request, log *slog.Logger) {
-	local, ok := addrPortOf(c.LocalAddr())
+	local, ok := netaddr.AddrPortOf(c.LocalAddr())
 	if !ok {
 		writeReply(c, GeneralFailure, Addr{})
 		return
 	}
-	clientAP, ok := addrPortOf(c.RemoteAddr())
+	clientAP, ok := netaddr.AddrPortOf(c.RemoteAddr())
 	if !ok {
 		writeReply(c, GeneralFailure, Addr{})
 		return
@@ -662,7 +663,7 @@ func (a *association) toClient() {
 			}
 			return
 		}
-		src, ok := addrPortOf(from)
+		src, ok := netaddr.AddrPortOf(from)
 		client := a.client.Load()
 		if !ok || client == nil {
 			continue
@@ -673,26 +674,4 @@ func (a *association) toClient() {
 			a.log.Debug("socks5: UDP reply failed", "err", err)
 		}
 	}
-}
-
-// addrPortOf extracts ip:port from a net.Addr, unmapping IPv4.
-func addrPortOf(addr net.Addr) (netip.AddrPort, bool) {
-	var ap netip.AddrPort
-	switch a := addr.(type) {
-	case nil:
-		return ap, false
-	case *net.TCPAddr:
-		ap = a.AddrPort()
-	case *net.UDPAddr:
-		ap = a.AddrPort()
-	default:
-		var err error
-		if ap, err = netip.ParseAddrPort(addr.String()); err != nil {
-			return ap, false
-		}
-	}
-	if !ap.Addr().IsValid() {
-		return ap, false
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()), true
 }
