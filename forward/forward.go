@@ -29,6 +29,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
 	"weft/internal/netaddr"
 )
 

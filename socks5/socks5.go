@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
 	"weft/internal/netaddr"
 )
 
