@@ -207,9 +207,7 @@ func StartClient(ctx context.Context, c *config.Client, opts Options) (*Node, er
 		n.closeStack()
 		return nil, err
 	}
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	n.cancel = cancel
-	go func() { n.done <- n.client.Run(rctx) }()
+	n.run(ctx, n.client.Run)
 	return n, nil
 }
 
@@ -232,13 +230,11 @@ func StartServer(ctx context.Context, c *config.Server, opts Options) (*Node, er
 		n.closeStack()
 		return nil, err
 	}
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	n.cancel = cancel
-	go func() { n.done <- n.server.Run(rctx) }()
+	n.run(ctx, n.server.Run)
 	select {
 	case <-n.server.Ready():
 	case err := <-n.done:
-		cancel()
+		n.cancel()
 		n.closeStack()
 		if err == nil {
 			err = errors.New("node: server stopped before it was ready")
@@ -416,4 +412,12 @@ func (n *Node) onClose(f func()) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.closers = append(n.closers, f)
+}
+
+// run starts the handler on a context that outlives ctx's cancellation (Close ends
+// it, so the exit notification still goes out) and reports its end on n.done.
+func (n *Node) run(ctx context.Context, fn func(context.Context) error) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	n.cancel = cancel
+	go func() { n.done <- fn(rctx) }()
 }

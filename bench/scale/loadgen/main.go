@@ -24,6 +24,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 )
 
 func main() {
@@ -47,4 +48,13 @@ func main() {
 		fmt.Fprintf(os.Stderr, "loadgen %s: %v\n", os.Args[1], err)
 		os.Exit(1)
 	}
+}
+
+// startWatchdog ends the process after d, whatever else happens (the server child
+// follows through Pdeathsig), so a stuck run cannot hold the machine.
+func startWatchdog(d time.Duration) {
+	time.AfterFunc(d, func() {
+		fmt.Fprintf(os.Stderr, "loadgen: max-runtime %s reached, exiting\n", d)
+		os.Exit(3)
+	})
 }

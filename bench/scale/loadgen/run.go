@@ -116,10 +116,7 @@ func cmdRun(args []string) error {
 	}
 	// Hard cap: whatever happens, this process (and, by Pdeathsig, the server)
 	// ends after max-runtime.
-	time.AfterFunc(*maxRuntime, func() {
-		fmt.Fprintf(os.Stderr, "loadgen: max-runtime %s reached, exiting\n", *maxRuntime)
-		os.Exit(3)
-	})
+	startWatchdog(*maxRuntime)
 
 	res := &Result{Server: *kind, Proto: *proto, Started: time.Now().UTC(), LoadAvg: loadAvg(),
 		NumCPU: runtime.NumCPU(), N: *n, Conc: *conc, Groups: *groups}
