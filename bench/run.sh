@@ -26,6 +26,7 @@
 #   readme rewrite the README.md block between <!-- bench:start --> and <!-- bench:end -->
 # Knobs (env): ROUNDS DUR PINGS PING_INTERVAL TUN_MTU UDP_LEN UDP_STEP_DUR UDP_MAX_STEPS
 #   UDP_LOSS_MAX(%) VARIANTS EXTRA_VARIANTS OUT_ROOT WEFT_BIN WEFT_BUILD=1 PROFILE=0|1
+#   MEASURE="ping tcp1 tcp4 udp" (a subset for experiments; the report marks what is missing)
 #   READY_TIMEOUT MAX_RUNTIME LOCK_WAIT SETUP=0 (skip scripts/bench-setup.sh)
 #   QUIET_WAIT=<s> QUIET_MAX_BUSY=15: before each variant wait ≤ QUIET_WAIT s while other processes
 #   keep more than QUIET_MAX_BUSY % of the CPUs busy (other tenants' load is always recorded)
@@ -64,6 +65,7 @@ MODE=$CMD
 VARIANTS=${VARIANTS:-$DEFAULT_VARIANTS}
 [ -n "${EXTRA_VARIANTS:-}" ] && VARIANTS="$VARIANTS $EXTRA_VARIANTS"
 PING_INTERVAL=${PING_INTERVAL:-0.01}
+MEASURE=${MEASURE:-ping tcp1 tcp4 udp}   # which figures to take (a subset for quick experiments)
 TUN_MTU=${TUN_MTU:-1420}
 UDP_LEN=${UDP_LEN:-$((TUN_MTU - 28))}     # IPv4 + UDP headers: one datagram = one full tunnel packet
 UDP_LOSS_MAX=${UDP_LOSS_MAX:-1}           # percent; a sweep step passes when loss < this
@@ -667,6 +669,8 @@ teardown_variant() {
   assert_clean
 }
 
+measure() { [[ " $MEASURE " == *" $1 "* ]]; } # is figure $1 in MEASURE?
+
 run_variant() {
   CUR_VARIANT=$1
   local t0=$SECONDS
@@ -693,14 +697,14 @@ run_variant() {
   start_iperf_server || { fail "iperf3 server did not start"; rec status failed; teardown_variant; return; }
   # settle: a few discarded pings (first packets can meet ARP/ND, route and key setup)
   sleep 0.5; ip netns exec $NS_A ping -q -c 5 -i 0.05 -W 1 "$PEER4" >/dev/null 2>&1
-  do_ping ping4 "$PEER4"
-  if [ -n "$PEER6" ]; then
+  measure ping && do_ping ping4 "$PEER4"
+  if [ -n "$PEER6" ] && measure ping; then
     if wait_ping $NS_A "$PEER6" 5; then do_ping ping6 "$PEER6"; else note ping6_fail "no IPv6 reply from $PEER6"; fi
   fi
   local ok=1
-  do_tcp tcp1 || ok=0
-  do_tcp tcp4 -P 4 || ok=0
-  do_udp_sweep || ok=0
+  if measure tcp1; then do_tcp tcp1 || ok=0; fi
+  if measure tcp4; then do_tcp tcp4 -P 4 || ok=0; fi
+  if measure udp; then do_udp_sweep || ok=0; fi
   if vpn_all_alive; then
     [ $ok = 1 ] && rec status ok || rec status partial
   else

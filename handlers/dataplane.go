@@ -32,7 +32,7 @@ func (r *rxBatch) add(now time.Time, dp *ovpn.DataPath, pkt []byte) {
 		return
 	}
 	i := len(r.out)
-	dst := growBuf(&r.bufs, i, tun.Headroom+len(pkt))[:tun.Headroom]
+	dst := growBuf(&r.bufs, i, tun.Headroom+len(pkt), rxBufLeast)[:tun.Headroom]
 	out, kind, err := dp.Decrypt(now, dst, pkt)
 	if err != nil {
 		return
@@ -76,7 +76,7 @@ func (t *txBatch) add(now time.Time, dp *ovpn.DataPath, pkt []byte) {
 		return
 	}
 	i := len(t.out)
-	out, err := dp.Encrypt(now, growBuf(&t.bufs, i, len(pkt)+dp.Overhead()+16)[:0], pkt)
+	out, err := dp.Encrypt(now, growBuf(&t.bufs, i, len(pkt)+dp.Overhead()+16, linkBufLeast)[:0], pkt)
 	if err != nil {
 		return
 	}
@@ -90,16 +90,28 @@ func (t *txBatch) reset() {
 
 // growBuf returns buffer i of *bufs with at least n bytes of capacity, allocating or
 // replacing it when needed (buffers are reused from batch to batch, so the steady
-// state allocates nothing). Buffers start at 2 KiB: packets are MTU-sized.
-func growBuf(bufs *[][]byte, i, n int) []byte {
+// state allocates nothing). New buffers get at least least bytes of capacity.
+func growBuf(bufs *[][]byte, i, n, least int) []byte {
 	for len(*bufs) <= i {
 		*bufs = append(*bufs, nil)
 	}
 	if cap((*bufs)[i]) < n {
-		(*bufs)[i] = make([]byte, 0, max(n, 2048))
+		(*bufs)[i] = make([]byte, 0, max(n, least))
 	}
 	return (*bufs)[i]
 }
+
+// Buffer sizes for growBuf. Link buffers hold one MTU-sized datagram. Buffers of
+// decrypted packets bound for a kernel TUN device need room for a whole GRO
+// super-packet: the device's Write coalesces the packets of one TCP or UDP flow by
+// appending their payloads to the first packet's buffer, and only does so when that
+// buffer's capacity allows (with 2 KiB buffers it never coalesced, and the kernel
+// took every 1.4 KB packet through its stack on its own). The memory is allocated
+// once per batch slot and only the pages written are ever touched.
+const (
+	linkBufLeast = 2048
+	rxBufLeast   = tun.Headroom + 65535
+)
 
 // linkBuffers returns UDP read messages: batch buffers of size bytes each.
 func linkBuffers(batch, size int) []udp.Message {

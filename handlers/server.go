@@ -588,7 +588,7 @@ func (r *serverRx) packet(now time.Time, p *peer, pkt []byte) {
 		r.ctl[p] = append(r.ctl[p], append([]byte(nil), pkt...))
 		return
 	}
-	dst := growBuf(&r.bufs, r.used, tun.Headroom+len(pkt))[:tun.Headroom]
+	dst := growBuf(&r.bufs, r.used, tun.Headroom+len(pkt), rxBufLeast)[:tun.Headroom]
 	out, kind, err := dp.Decrypt(now, dst, pkt)
 	if err != nil {
 		return
