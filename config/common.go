@@ -110,6 +110,7 @@ type Common struct {
 
 	// TLS parameters.
 	TLSEngine              string        // weft's tls-engine go|openssl; "" = the default engine (go)
+	DataPipeline           bool          // weft's data-pipeline yes|no: two goroutines per data direction (default no)
 	TLSVersionMin          string        // tls-version-min: "1.0".."1.3"; default "1.2"
 	TLSVersionMinOrHighest bool          // tls-version-min V or-highest
 	TLSVersionMax          string        // tls-version-max; "" = library maximum
@@ -694,6 +695,17 @@ func commonTable() map[string]handler[Common] {
 			return nil
 		}},
 
+		"data-pipeline": one(func(c *Common, s string) error {
+			switch s {
+			case "yes":
+				c.DataPipeline = true
+			case "no":
+				c.DataPipeline = false
+			default:
+				return fmt.Errorf("want yes or no, not %q", s)
+			}
+			return nil
+		}),
 		"tls-engine": one(func(c *Common, s string) error {
 			switch s {
 			case "go", "openssl":

@@ -43,6 +43,10 @@
 //     derived; tls-ekm (default) uses TLS keying-material export when the
 //     peer supports it, prf always uses OpenVPN's TLS PRF.
 //   - tls-engine go|openssl (both modes): the TLS implementation.
+//   - data-pipeline yes|no (both modes, default no): split each data direction
+//     over two goroutines (device read | encrypt and send; receive and decrypt
+//     | device write). Off by default: on 2 cores shared by both tunnel ends
+//     the hand-off cost more than the overlap gained (see docs/design.md).
 //   - listen PROTO HOST:PORT (server, repeatable): a listener; PROTO is udp,
 //     udp4, udp6, tcp, tcp4 or tcp6 and HOST an IPv4 address, [IPv6] or *.
 //     Without listen, proto/local/port give one listener as in OpenVPN.

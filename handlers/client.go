@@ -74,10 +74,13 @@ type ClientParams struct {
 	// with GRO one datagram in the queue carries up to 64 packets, and a reader
 	// descheduled for a few milliseconds must not lose them).
 	SocketBuffer int
-	// Inline encrypts on the goroutine that reads the tunnel device instead of
-	// handing batches to a second one (less memory, for embedded nodes).
-	Inline bool
-	Logger *slog.Logger
+	// Pipeline splits each data direction over two goroutines: one reads the
+	// tunnel device while another encrypts and sends the previous batch, and one
+	// receives and decrypts while another writes the previous batch to the device.
+	// Off, one goroutine per direction does everything, which on a box whose cores
+	// are all busy anyway is faster (no hand-off; see the data-pipeline directive).
+	Pipeline bool
+	Logger   *slog.Logger
 }
 
 // Client is an OpenVPN client: one session at a time, reconnecting as needed.
@@ -411,7 +414,7 @@ func resolve(ctx context.Context, r Remote) (netip.AddrPort, error) {
 // right here and written to the tunnel device; control packets go to the shard.
 func (c *Client) readLink(a *attempt) {
 	dp := a.sess.DataPath()
-	w := newTUNWriter(c.device, &c.devMu, c.log, c.p.Inline)
+	w := newTUNWriter(c.device, &c.devMu, c.log, !c.p.Pipeline)
 	defer w.close()
 	rx := w.get()
 	deliver := func() {
@@ -671,7 +674,7 @@ func (c *Client) readTUN(dev tun.Device) {
 	}
 	p := newTUNPipeline(dev, c.p.TunMTU, process)
 	fatal := func(err error) bool { return deviceClosed(c.closing.Load(), err) }
-	if c.p.Inline {
+	if !c.p.Pipeline {
 		p.inline(fatal, c.log)
 		return
 	}

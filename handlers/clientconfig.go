@@ -33,6 +33,7 @@ func ClientParamsFromConfig(c *config.Client, engine string, log *slog.Logger) (
 	p.Device = c.Dev
 	p.TunMTU = c.TunMTU
 	p.RouteNoPull = c.RouteNoPull
+	p.Pipeline = c.DataPipeline
 	p.Logger = log
 
 	if engine == "" {

@@ -19,6 +19,7 @@ import (
 // allocation in steady state. Packets the session itself must see (control packets,
 // OCC messages) are collected for posting to its shard.
 type rxBatch struct {
+	least   int // capacity of new buffers (rxBufLeast for devices that coalesce)
 	bufs    [][]byte
 	out     [][]byte
 	control [][]byte
@@ -31,9 +32,7 @@ func (r *rxBatch) add(now time.Time, dp *ovpn.DataPath, pkt []byte) {
 		r.control = append(r.control, append([]byte(nil), pkt...))
 		return
 	}
-	i := len(r.out)
-	dst := growBuf(&r.bufs, i, tun.Headroom+len(pkt), rxBufLeast)[:tun.Headroom]
-	out, kind, err := dp.Decrypt(now, dst, pkt)
+	out, kind, err := dp.Decrypt(now, r.slot(len(pkt)), pkt)
 	if err != nil {
 		return
 	}
@@ -43,6 +42,12 @@ func (r *rxBatch) add(now time.Time, dp *ovpn.DataPath, pkt []byte) {
 	case ovpn.DataControl:
 		r.control = append(r.control, append([]byte(nil), pkt...))
 	}
+}
+
+// slot returns the buffer for the next packet of the batch (n bytes at most), empty
+// after the device's headroom.
+func (r *rxBatch) slot(n int) []byte {
+	return growBuf(&r.bufs, len(r.out), tun.Headroom+n, max(r.least, linkBufLeast))[:tun.Headroom]
 }
 
 // flushTUN writes the decrypted packets to dev (serialised by mu) and resets the batch.
@@ -107,7 +112,8 @@ func growBuf(bufs *[][]byte, i, n, least int) []byte {
 // appending their payloads to the first packet's buffer, and only does so when that
 // buffer's capacity allows (with 2 KiB buffers it never coalesced, and the kernel
 // took every 1.4 KB packet through its stack on its own). The memory is allocated
-// once per batch slot and only the pages written are ever touched.
+// once per batch slot and only the pages written are ever touched. Devices that do
+// not coalesce (tun.Coalesces) get link-sized buffers.
 const (
 	linkBufLeast = 2048
 	rxBufLeast   = tun.Headroom + 65535
@@ -274,8 +280,12 @@ func newTUNWriter(dev func() tun.Device, mu *sync.Mutex, log *slog.Logger, inlin
 		depth = pipelineDepth
 	}
 	w.free = make(chan *rxBatch, depth)
+	least := rxBufLeast
+	if d := dev(); d != nil && !tun.Coalesces(d) {
+		least = linkBufLeast
+	}
 	for range depth {
-		w.free <- &rxBatch{}
+		w.free <- &rxBatch{least: least}
 	}
 	if !inline {
 		w.full = make(chan *rxBatch, depth)

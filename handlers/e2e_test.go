@@ -32,6 +32,8 @@ type e2e struct {
 	srvDev *tun.ChannelDevice
 	cancel context.CancelFunc
 	done   chan error
+
+	pipeline bool // server and clients run their data directions as two-goroutine pipelines
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -42,6 +44,12 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 func newE2E(t *testing.T, c2c bool, listens ...Listen) *e2e {
+	t.Helper()
+	return newE2EMode(t, false, c2c, listens...)
+}
+
+// newE2EMode is newE2E with the data-path mode (Pipeline) chosen for server and clients.
+func newE2EMode(t *testing.T, pipeline, c2c bool, listens ...Listen) *e2e {
 	t.Helper()
 	ca, err := testpki.NewCA("e2e ca")
 	if err != nil {
@@ -55,7 +63,7 @@ func newE2E(t *testing.T, c2c bool, listens ...Listen) *e2e {
 	for i := range key {
 		key[i] = byte(i*13 + 1)
 	}
-	e := &e2e{t: t, ca: ca, key: &key, srvDev: tun.NewChannelDevice("srv0", 1500, 16), done: make(chan error, 1)}
+	e := &e2e{t: t, ca: ca, key: &key, srvDev: tun.NewChannelDevice("srv0", 1500, 16), done: make(chan error, 1), pipeline: pipeline}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	verify := certcheck.Options{Roots: pool, RemoteCertTLS: "client"}.VerifyPeerCertificate()
@@ -68,6 +76,7 @@ func newE2E(t *testing.T, c2c bool, listens ...Listen) *e2e {
 		Network:        netip.MustParsePrefix("10.8.0.0/24"),
 		Network6:       netip.MustParsePrefix("fd00:8::/64"),
 		ClientToClient: c2c,
+		Pipeline:       pipeline,
 		PushPing:       10, PushPingRestart: 60,
 		OpenTUN:   func(string, int) (tun.Device, error) { return e.srvDev, nil },
 		Configure: func(string, tun.LinkConfig) error { return nil },
@@ -123,6 +132,7 @@ func (e *e2e) client(cn string, l Listen) *e2eClient {
 			VerifyPeer: func(r [][]byte) error { return verify(r, nil) }}, Pull: true, ExplicitExitNotify: 1},
 		NewWrapper:   func() (controlwrap.Wrapper, error) { return controlwrap.NewTLSCrypt(e.key, false) },
 		ConnectRetry: 200 * time.Millisecond,
+		Pipeline:     e.pipeline,
 		OpenTUN:      func(string, int) (tun.Device, error) { return c.dev, nil },
 		Configure:    func(string, tun.LinkConfig) error { return nil },
 		OnEvent:      func(ev Event) { c.events <- ev },

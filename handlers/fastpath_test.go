@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -76,7 +77,13 @@ func (p *proxy) addr() Listen {
 // TestNoReorderingAcrossShards sends numbered packets of one flow through a server
 // with several shards and sockets: they must arrive in order, both ways.
 func TestNoReorderingAcrossShards(t *testing.T) {
-	e := newE2E(t, true, Listen{Proto: "udp4", Addr: netip.MustParseAddrPort("127.0.0.1:0")})
+	for _, pipeline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pipeline=%v", pipeline), func(t *testing.T) { testNoReordering(t, pipeline) })
+	}
+}
+
+func testNoReordering(t *testing.T, pipeline bool) {
+	e := newE2EMode(t, pipeline, true, Listen{Proto: "udp4", Addr: netip.MustParseAddrPort("127.0.0.1:0")})
 	if e.srv.r.NumShards() < 2 {
 		t.Logf("only %d shard(s) on this machine; the test still checks ordering", e.srv.r.NumShards())
 	}

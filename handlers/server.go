@@ -100,9 +100,9 @@ type ServerParams struct {
 	// SocketBuffer is each UDP socket's receive and send buffer size (default 16
 	// MiB; see ClientParams.SocketBuffer).
 	SocketBuffer int
-	// Inline encrypts on the goroutine that reads a tunnel queue instead of handing
-	// batches to a second one (less memory, for embedded nodes).
-	Inline bool
+	// Pipeline reads each tunnel queue on one goroutine and encrypts and sends on
+	// another (see ClientParams.Pipeline); off by default.
+	Pipeline bool
 	// Queues is the number of TUN queues and UDP sockets per listener (default:
 	// the number of shards). It only applies to the kernel TUN (OpenTUN unset).
 	Queues int
@@ -569,6 +569,7 @@ func (s *Server) readUDP(u *udpListener, sk *udpSock, qi int) {
 type serverRx struct {
 	s     *Server
 	q     *devQueue
+	least int // capacity of new decryption buffers (see rxBufLeast)
 	bufs  [][]byte
 	used  int
 	toDev [][]byte
@@ -578,7 +579,11 @@ type serverRx struct {
 }
 
 func newServerRx(s *Server, q *devQueue) *serverRx {
-	return &serverRx{s: s, q: q, fwd: map[*peer]*txBatch{}, ctl: map[*peer][][]byte{}}
+	least := linkBufLeast
+	if q.dev == nil || tun.Coalesces(q.dev) {
+		least = rxBufLeast
+	}
+	return &serverRx{s: s, q: q, least: least, fwd: map[*peer]*txBatch{}, ctl: map[*peer][][]byte{}}
 }
 
 func (r *serverRx) packet(now time.Time, p *peer, pkt []byte) {
@@ -588,7 +593,7 @@ func (r *serverRx) packet(now time.Time, p *peer, pkt []byte) {
 		r.ctl[p] = append(r.ctl[p], append([]byte(nil), pkt...))
 		return
 	}
-	dst := growBuf(&r.bufs, r.used, tun.Headroom+len(pkt), rxBufLeast)[:tun.Headroom]
+	dst := growBuf(&r.bufs, r.used, tun.Headroom+len(pkt), r.least)[:tun.Headroom]
 	out, kind, err := dp.Decrypt(now, dst, pkt)
 	if err != nil {
 		return
@@ -1204,7 +1209,7 @@ func (s *Server) writeTUN(pkts [][]byte) {
 // readTUN reads one tunnel queue and routes its packets to the client owning their
 // destination (longest-prefix match), encrypting them with that client's data path;
 // packets without a route are dropped and counted. Reading and encrypting run on two
-// goroutines (see tunPipeline) unless Inline is set.
+// goroutines (see tunPipeline) when Pipeline is set, else on one.
 func (s *Server) readTUN(q *devQueue) {
 	per := map[*peer]*txBatch{}
 	var msgs []udp.Message
@@ -1243,7 +1248,7 @@ func (s *Server) readTUN(q *devQueue) {
 	}
 	p := newTUNPipeline(q.dev, s.p.TunMTU, process)
 	fatal := func(err error) bool { return deviceClosed(s.closing.Load(), err) }
-	if s.p.Inline {
+	if !s.p.Pipeline {
 		p.inline(fatal, s.log)
 		return
 	}

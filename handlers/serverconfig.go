@@ -37,6 +37,7 @@ func ServerParamsFromConfig(c *config.Server, engine string, log *slog.Logger) (
 		log = slog.New(slog.DiscardHandler)
 	}
 	p.Logger = log
+	p.Pipeline = c.DataPipeline
 	if c.VerifyClientCert != "" && c.VerifyClientCert != "require" {
 		return p, fmt.Errorf("%s: verify-client-cert %s: %w: weft always requires a client certificate", c.Name, c.VerifyClientCert, config.ErrUnsupported)
 	}

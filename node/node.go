@@ -201,7 +201,7 @@ func StartClient(ctx context.Context, c *config.Client, opts Options) (*Node, er
 	}
 	p.OnEvent = n.onEvent
 	if !n.opts.KernelTUN {
-		p.LinkBatch, p.LinkBufSize, p.Inline, p.SocketBuffer = 8, 4096, true, 1<<20
+		p.LinkBatch, p.LinkBufSize, p.SocketBuffer = 8, 4096, 1<<20
 	}
 	if n.client, err = handlers.NewClient(p); err != nil {
 		n.closeStack()
@@ -224,7 +224,7 @@ func StartServer(ctx context.Context, c *config.Server, opts Options) (*Node, er
 	}
 	p.OnEvent = n.onEvent
 	if !n.opts.KernelTUN {
-		p.LinkBatch, p.LinkBufSize, p.Inline, p.SocketBuffer = 32, 4096, true, 4<<20
+		p.LinkBatch, p.LinkBufSize, p.SocketBuffer = 32, 4096, 4<<20
 	}
 	if n.server, err = handlers.NewServer(p); err != nil {
 		n.closeStack()

@@ -133,3 +133,11 @@ func (k *kernelDevice) Close() error {
 
 // ErrClosed is returned (wrapped) by ChannelDevice after Close.
 var ErrClosed = errors.New("tun: device closed")
+
+// Coalesces reports whether d's Write may coalesce packets (GRO), which it does by
+// appending payloads to the first packet's buffer: buffers passed to such a device
+// should have room for a whole super-packet (offset + 65535 bytes of capacity).
+func Coalesces(d Device) bool {
+	_, ok := d.(*kernelDevice)
+	return ok
+}
