@@ -439,15 +439,22 @@ func (c *Client) readLink(a *attempt) {
 		}
 	}
 	msgs := linkBuffers(c.p.LinkBatch, c.p.LinkBufSize)
+	read := a.udp.ReadBatch
+	if c.p.LinkBufSize >= udp.MaxDatagram {
+		read = a.udp.ReadCoalesced // datagrams are decrypted where the kernel put them (each capped, so that no append can reach the next)
+	}
 	for {
-		n, err := a.udp.ReadBatch(msgs)
+		n, err := read(msgs)
 		if n > 0 {
 			now := time.Now()
 			for i := range n {
-				if msgs[i].Addr != a.raddr || msgs[i].N == 0 {
+				m := &msgs[i]
+				if m.Addr != a.raddr || m.N == 0 {
 					continue
 				}
-				rx.add(now, dp, msgs[i].Buf[:msgs[i].N])
+				for off, seg := 0, m.SegmentSize(); off < m.N; off += seg {
+					rx.add(now, dp, m.Buf[off:min(off+seg, m.N):min(off+seg, m.N)])
+				}
 			}
 			deliver()
 		}

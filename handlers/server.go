@@ -537,20 +537,23 @@ func (s *Server) readUDP(u *udpListener, sk *udpSock, qi int) {
 	}
 	auth, _ := w.(controlwrap.Authenticator)
 	rx := newServerRx(s, s.queues[qi%len(s.queues)])
+	read := sk.conn.ReadBatch
+	if s.p.LinkBufSize >= udp.MaxDatagram {
+		read = sk.conn.ReadCoalesced // datagrams are handled where the kernel put them (each capped, so that no append can reach the next)
+	}
 	for {
-		n, err := sk.conn.ReadBatch(msgs)
+		n, err := read(msgs)
 		now := time.Now()
 		for i := range n {
 			m := &msgs[i]
-			pkt := m.Buf[:m.N]
-			if len(pkt) == 0 {
-				continue
+			for off, seg := 0, m.SegmentSize(); off < m.N; off += seg {
+				pkt := m.Buf[off:min(off+seg, m.N):min(off+seg, m.N)]
+				if p := s.lookupUDP(u, m.Addr, pkt); p != nil {
+					rx.packet(now, p, pkt)
+					continue
+				}
+				s.stateless(now, u, sk, w, auth, m.Addr, pkt)
 			}
-			if p := s.lookupUDP(u, m.Addr, pkt); p != nil {
-				rx.packet(now, p, pkt)
-				continue
-			}
-			s.stateless(now, u, sk, w, auth, m.Addr, pkt)
 		}
 		rx.flush()
 		if err != nil {

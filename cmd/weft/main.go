@@ -18,6 +18,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
+	"strconv"
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
@@ -175,6 +177,10 @@ func runClient(args []string, stderr io.Writer) int {
 	if !f.parse(args, stderr) {
 		return 2
 	}
+	if v := os.Getenv("XP_CLIENT_PROCS"); v != "" {
+		n, _ := strconv.Atoi(v)
+		runtime.GOMAXPROCS(n)
+	}
 	cfg, err := config.ParseClientFile(*f.config)
 	if err != nil {
 		fmt.Fprintf(stderr, "weft: config error: %v\n", err)
@@ -210,6 +216,10 @@ func runServer(args []string, stderr io.Writer) int {
 	f := newFlags("server", stderr)
 	if !f.parse(args, stderr) {
 		return 2
+	}
+	if v := os.Getenv("XP_SERVER_PROCS"); v != "" {
+		n, _ := strconv.Atoi(v)
+		runtime.GOMAXPROCS(n)
 	}
 	cfg, err := config.ParseServerFile(*f.config)
 	if err != nil {

@@ -89,6 +89,13 @@ func recvSizes(t *testing.T, c *Conn, from netip.AddrPort, sizes []int, batch in
 // recvSizesBuf is recvSizes with Bufs of bufSize bytes.
 func recvSizesBuf(t *testing.T, c *Conn, from netip.AddrPort, sizes []int, batch, bufSize int) {
 	t.Helper()
+	recvSizesWith(t, c, from, sizes, batch, bufSize, false)
+}
+
+// recvSizesWith is recvSizesBuf reading with ReadCoalesced (walking the
+// datagrams of each Message in place) when coalesced is set.
+func recvSizesWith(t *testing.T, c *Conn, from netip.AddrPort, sizes []int, batch, bufSize int, coalesced bool) {
+	t.Helper()
 	c.uc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	defer c.uc.SetReadDeadline(time.Time{})
 	msgs := make([]Message, batch)
@@ -97,24 +104,40 @@ func recvSizesBuf(t *testing.T, c *Conn, from netip.AddrPort, sizes []int, batch
 	}
 	got := 0
 	for got < len(sizes) {
-		n, err := c.ReadBatch(msgs)
+		read := c.ReadBatch
+		if coalesced {
+			read = c.ReadCoalesced
+		}
+		n, err := read(msgs)
 		if err != nil {
-			t.Fatalf("ReadBatch after %d datagrams: %v", got, err)
+			t.Fatalf("read after %d datagrams: %v", got, err)
 		}
 		if n > len(msgs) {
-			t.Fatalf("ReadBatch = %d > len(msgs) = %d", n, len(msgs))
+			t.Fatalf("read = %d > len(msgs) = %d", n, len(msgs))
 		}
 		for _, m := range msgs[:n] {
-			if got >= len(sizes) {
-				t.Fatalf("extra datagram of %d bytes", m.N)
+			if !coalesced && m.Seg != 0 {
+				t.Fatalf("ReadBatch set Seg %d", m.Seg)
 			}
-			if want := seqPayload(got, sizes[got]); !bytes.Equal(m.Buf[:m.N], want) {
-				t.Fatalf("datagram %d = %d bytes %q..., want %d bytes %q...", got, m.N, m.Buf[:min(m.N, 7)], len(want), want[:min(len(want), 7)])
+			var dgrams [][]byte
+			for off, seg := 0, m.SegmentSize(); off < m.N || off == 0; off += seg {
+				dgrams = append(dgrams, m.Buf[off:min(off+seg, m.N)])
+				if seg == 0 {
+					break // an empty datagram
+				}
 			}
-			if m.Addr != from {
-				t.Fatalf("datagram %d from %v, want %v", got, m.Addr, from)
+			for _, d := range dgrams {
+				if got >= len(sizes) {
+					t.Fatalf("extra datagram of %d bytes", len(d))
+				}
+				if want := seqPayload(got, sizes[got]); !bytes.Equal(d, want) {
+					t.Fatalf("datagram %d = %d bytes %q..., want %d bytes %q...", got, len(d), d[:min(len(d), 7)], len(want), want[:min(len(want), 7)])
+				}
+				if m.Addr != from {
+					t.Fatalf("datagram %d from %v, want %v", got, m.Addr, from)
+				}
+				got++
 			}
-			got++
 		}
 	}
 }
@@ -155,20 +178,22 @@ func TestOffloadLoopback(t *testing.T) {
 			{"udp", "[::]:0", "127.0.0.1"}, // IPv4 peer of a dual-stack socket
 		} {
 			for _, batch := range []int{1, 7, 64, MaxBatch} {
-				t.Run(fmt.Sprintf("%s/%s/batch=%d", mode.name, nw.network, batch), func(t *testing.T) {
-					opts := Options{GSO: mode.gso, GRO: mode.gro}
-					a := listenOpts(t, nw.network, nw.addr, opts)
-					b := listenOpts(t, nw.network, nw.addr, opts)
-					dst, from := b.LocalAddr(), a.LocalAddr()
-					if nw.dst != "" {
-						ip := netip.MustParseAddr(nw.dst)
-						dst = netip.AddrPortFrom(ip, dst.Port())
-						from = netip.AddrPortFrom(ip, from.Port())
-					}
-					sizes := gsoPattern()
-					sendSizes(t, a, dst, sizes)
-					recvSizes(t, b, from, sizes, batch)
-				})
+				for _, coalesced := range []bool{false, true} {
+					t.Run(fmt.Sprintf("%s/%s/batch=%d/coalesced=%v", mode.name, nw.network, batch, coalesced), func(t *testing.T) {
+						opts := Options{GSO: mode.gso, GRO: mode.gro}
+						a := listenOpts(t, nw.network, nw.addr, opts)
+						b := listenOpts(t, nw.network, nw.addr, opts)
+						dst, from := b.LocalAddr(), a.LocalAddr()
+						if nw.dst != "" {
+							ip := netip.MustParseAddr(nw.dst)
+							dst = netip.AddrPortFrom(ip, dst.Port())
+							from = netip.AddrPortFrom(ip, from.Port())
+						}
+						sizes := gsoPattern()
+						sendSizes(t, a, dst, sizes)
+						recvSizesWith(t, b, from, sizes, batch, 65536, coalesced)
+					})
+				}
 			}
 		}
 	}
@@ -446,10 +471,22 @@ func TestNoAllocs(t *testing.T) {
 					}
 					got += n
 				}
+				if _, err := a.WriteBatch(out); err != nil {
+					t.Fatal(err)
+				}
+				for got := 0; got < len(out); {
+					n, err := b.ReadCoalesced(in)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, m := range in[:n] {
+						got += (m.N + m.SegmentSize() - 1) / m.SegmentSize()
+					}
+				}
 			}
 			roundTrip()
 			if allocs := testing.AllocsPerRun(100, roundTrip); allocs != 0 {
-				t.Errorf("WriteBatch+ReadBatch of 32 datagrams: %v allocations, want 0", allocs)
+				t.Errorf("WriteBatch+ReadBatch and WriteBatch+ReadCoalesced of 32 datagrams: %v allocations, want 0", allocs)
 			}
 		})
 	}
@@ -473,7 +510,7 @@ func TestOffloadRandom(t *testing.T) {
 			}
 		}
 		sendSizes(t, a, b.LocalAddr(), sizes)
-		recvSizes(t, b, a.LocalAddr(), sizes, 1+rng.IntN(MaxBatch))
+		recvSizesWith(t, b, a.LocalAddr(), sizes, 1+rng.IntN(MaxBatch), 65536, round%2 == 1)
 		if t.Failed() {
 			t.Fatalf("round %d", round)
 		}

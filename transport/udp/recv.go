@@ -121,6 +121,24 @@ func (c *Conn) ReadBatch(msgs []Message) (int, error) {
 			}
 		}
 	}
+	got, err := c.recvInto(msgs, k, bounce)
+	if err != nil {
+		return 0, err
+	}
+	if !c.gro {
+		for i := range got {
+			msgs[i].N = int(r.hdrs[i].Len)
+			msgs[i].Addr = c.decodeSockaddr(&r.names[i])
+		}
+		return got, nil
+	}
+	return c.split(msgs, got, bounce), nil
+}
+
+// recvInto runs one recvmmsg into msgs[:k] (or, with bounce, into that one
+// buffer) and returns the number of kernel datagrams received.
+func (c *Conn) recvInto(msgs []Message, k int, bounce []byte) (int, error) {
+	r := c.r
 	for i := range k {
 		b := msgs[i].Buf
 		if bounce != nil {
@@ -149,15 +167,58 @@ func (c *Conn) ReadBatch(msgs []Message) (int, error) {
 	if r.errno != 0 {
 		return 0, fmt.Errorf("udp: read batch: %w", os.NewSyscallError("recvmmsg", r.errno))
 	}
-	got := r.got
-	if !c.gro {
-		for i := range got {
-			msgs[i].N = int(r.hdrs[i].Len)
-			msgs[i].Addr = c.decodeSockaddr(&r.names[i])
-		}
-		return got, nil
+	return r.got, nil
+}
+
+// ReadCoalesced is ReadBatch without the copying: with GRO, a Message may hold
+// several coalesced datagrams of one flow back to back, and Seg is then their
+// size (every one but the last is Seg bytes; see Message.SegmentSize). The
+// caller walks the datagrams in place. Every Buf must hold MaxDatagram bytes.
+// Without GRO it is ReadBatch (Seg is 0). It must not be called concurrently
+// with itself or ReadBatch.
+func (c *Conn) ReadCoalesced(msgs []Message) (int, error) {
+	if len(msgs) > MaxBatch {
+		msgs = msgs[:MaxBatch]
 	}
-	return c.split(msgs, got, bounce), nil
+	if !c.gro || len(msgs) == 0 || c.r != nil && c.r.spill.pending() {
+		n, err := c.ReadBatch(msgs)
+		for i := range n {
+			msgs[i].Seg = 0
+		}
+		return n, err
+	}
+	if c.r == nil {
+		c.r = newReader()
+	}
+	r := c.r
+	k := max(1, len(msgs)/r.hint)
+	for i := range k {
+		if len(msgs[i].Buf) < MaxDatagram {
+			return 0, fmt.Errorf("udp: read coalesced: buffer %d holds %d bytes, want MaxDatagram", i, len(msgs[i].Buf))
+		}
+	}
+	got, err := c.recvInto(msgs, k, nil)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for j := range got {
+		m := &msgs[j]
+		m.N = int(r.hdrs[j].Len)
+		m.Addr = c.decodeSockaddr(&r.names[j])
+		m.Seg = 0
+		size := groSize(r.oob[j][:min(int(r.hdrs[j].Hdr.Controllen), oobSize)])
+		if size > 0 && m.N > size {
+			m.Seg = size
+			total += (m.N + size - 1) / size
+		} else {
+			total++
+		}
+	}
+	if got > 0 {
+		r.hint = min(max(1, (total+got-1)/got), len(msgs))
+	}
+	return got, nil
 }
 
 // split turns the got kernel datagrams in msgs[:got] (or the one in bounce,

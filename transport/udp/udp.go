@@ -129,6 +129,22 @@ type Message struct {
 	// Addr is the peer: the source after ReadBatch, the destination for
 	// WriteBatch.
 	Addr netip.AddrPort
+	// Seg, after ReadCoalesced, is the size of the coalesced datagrams in
+	// Buf[:N] (0: Buf[:N] is one datagram). WriteBatch ignores it.
+	Seg int
+}
+
+// SegmentSize is the length of each datagram in m.Buf[:m.N] but the last,
+// which may be shorter: m.Seg for a coalesced message, else m.N. Walk them with
+//
+//	for off, seg := 0, m.SegmentSize(); off < m.N; off += seg {
+//		datagram := m.Buf[off:min(off+seg, m.N)]
+//	}
+func (m *Message) SegmentSize() int {
+	if m.Seg > 0 {
+		return m.Seg
+	}
+	return m.N
 }
 
 // Conn is a batched UDP socket. ReadBatch may be called from one goroutine at a
