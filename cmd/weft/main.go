@@ -18,8 +18,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
-	"strconv"
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
@@ -177,10 +175,6 @@ func runClient(args []string, stderr io.Writer) int {
 	if !f.parse(args, stderr) {
 		return 2
 	}
-	if v := os.Getenv("XP_CLIENT_PROCS"); v != "" {
-		n, _ := strconv.Atoi(v)
-		runtime.GOMAXPROCS(n)
-	}
 	cfg, err := config.ParseClientFile(*f.config)
 	if err != nil {
 		fmt.Fprintf(stderr, "weft: config error: %v\n", err)
@@ -216,10 +210,6 @@ func runServer(args []string, stderr io.Writer) int {
 	f := newFlags("server", stderr)
 	if !f.parse(args, stderr) {
 		return 2
-	}
-	if v := os.Getenv("XP_SERVER_PROCS"); v != "" {
-		n, _ := strconv.Atoi(v)
-		runtime.GOMAXPROCS(n)
 	}
 	cfg, err := config.ParseServerFile(*f.config)
 	if err != nil {
