@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -14,6 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"weft/tun"
+
+	"weft/internal/testpkt"
 )
 
 // TestDecryptedBatchCoalesces writes one batch of 32 in-order TCP segments of one
@@ -87,7 +88,7 @@ func writeSegments(n int) (uint64, string, error) {
 		for j := range payload {
 			payload[j] = byte(i + j)
 		}
-		pkt := tcpSegment(src, dst, 40000, 5555, uint32(1000+i*len(payload)), uint16(i), payload)
+		pkt := testpkt.TCP4(netip.AddrPortFrom(src, 40000), netip.AddrPortFrom(dst, 5555), uint32(1000+i*len(payload)), uint16(i), payload)
 		rx.out = append(rx.out, append(rx.slot(len(pkt)), pkt...)) // headroom, then the packet
 	}
 	w.put(rx)
@@ -101,53 +102,4 @@ func writeSegments(n int) (uint64, string, error) {
 		return 0, "", fmt.Errorf("the device dropped %d packets (malformed?)", st.RxDropped)
 	}
 	return link.Attrs().Statistics.RxPackets - before, "", nil
-}
-
-// tcpSegment builds an IPv4 TCP segment (flags ACK) with valid checksums.
-func tcpSegment(src, dst netip.Addr, sport, dport uint16, seq uint32, id uint16, payload []byte) []byte {
-	const ihl, thl = 20, 20
-	b := make([]byte, ihl+thl+len(payload))
-	b[0] = 0x45
-	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
-	binary.BigEndian.PutUint16(b[4:], id)
-	b[6] = 0x40 // DF
-	b[8] = 64
-	b[9] = unix.IPPROTO_TCP
-	s4, d4 := src.As4(), dst.As4()
-	copy(b[12:], s4[:])
-	copy(b[16:], d4[:])
-	binary.BigEndian.PutUint16(b[10:], ^fold16(sum16(0, b[:ihl])))
-	t := b[ihl:]
-	binary.BigEndian.PutUint16(t[0:], sport)
-	binary.BigEndian.PutUint16(t[2:], dport)
-	binary.BigEndian.PutUint32(t[4:], seq)
-	binary.BigEndian.PutUint32(t[8:], 1)
-	t[12] = thl / 4 << 4
-	t[13] = 0x10 // ACK
-	binary.BigEndian.PutUint16(t[14:], 65535)
-	copy(t[thl:], payload)
-	pseudo := make([]byte, 12)
-	copy(pseudo, s4[:])
-	copy(pseudo[4:], d4[:])
-	pseudo[9] = unix.IPPROTO_TCP
-	binary.BigEndian.PutUint16(pseudo[10:], uint16(len(t)))
-	binary.BigEndian.PutUint16(t[16:], ^fold16(sum16(sum16(0, pseudo), t)))
-	return b
-}
-
-func sum16(s uint32, b []byte) uint32 {
-	for ; len(b) >= 2; b = b[2:] {
-		s += uint32(b[0])<<8 | uint32(b[1])
-	}
-	if len(b) == 1 {
-		s += uint32(b[0]) << 8
-	}
-	return s
-}
-
-func fold16(s uint32) uint16 {
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return uint16(s)
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"weft/internal/testpkt"
 )
 
 // envInNetns marks the re-executed test binary running inside the namespace.
@@ -150,7 +152,7 @@ func kernelTUN(t *testing.T) {
 	}
 
 	// TUN → kernel: an ICMP echo request written to the TUN gets a reply.
-	req := icmp4Echo(tunPeer4, tunLocal4, 0x77, 1, []byte("weft ping"))
+	req := testpkt.ICMP4Echo(tunPeer4, tunLocal4, 0x77, 1, []byte("weft ping"))
 	if n, err := dev.Write([][]byte{append(make([]byte, offset), req...)}, offset); err != nil || n != 1 {
 		t.Fatalf("Write = %d, %v", n, err)
 	}
@@ -168,7 +170,7 @@ func kernelTUN(t *testing.T) {
 	}
 
 	// IPv6: the address answers at once (IFA_F_NODAD: no tentative period).
-	req6 := icmp6Echo(tunPeer6, tunLocal6, 0x66, 2, []byte("weft ping6"))
+	req6 := testpkt.ICMP6Echo(tunPeer6, tunLocal6, 0x66, 2, []byte("weft ping6"))
 	if _, err := dev.Write([][]byte{append(make([]byte, offset), req6...)}, offset); err != nil {
 		t.Fatalf("Write v6: %v", err)
 	}
@@ -276,62 +278,4 @@ func waitPacket(t *testing.T, pkts <-chan []byte, what string, match func([]byte
 			t.Fatalf("no %s read from the TUN", what)
 		}
 	}
-}
-
-func checksum(sum uint32, b []byte) uint32 {
-	for len(b) >= 2 {
-		sum += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	return sum
-}
-
-func fold(sum uint32) uint16 {
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return ^uint16(sum)
-}
-
-func icmp4Echo(src, dst netip.Addr, id, seq uint16, payload []byte) []byte {
-	p := make([]byte, 20+8+len(payload))
-	p[0] = 0x45
-	binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
-	p[8] = 64
-	p[9] = unix.IPPROTO_ICMP
-	s, d := src.As4(), dst.As4()
-	copy(p[12:], s[:])
-	copy(p[16:], d[:])
-	binary.BigEndian.PutUint16(p[10:], fold(checksum(0, p[:20])))
-	icmp := p[20:]
-	icmp[0] = 8 // echo request
-	binary.BigEndian.PutUint16(icmp[4:], id)
-	binary.BigEndian.PutUint16(icmp[6:], seq)
-	copy(icmp[8:], payload)
-	binary.BigEndian.PutUint16(icmp[2:], fold(checksum(0, icmp)))
-	return p
-}
-
-func icmp6Echo(src, dst netip.Addr, id, seq uint16, payload []byte) []byte {
-	p := make([]byte, 40+8+len(payload))
-	p[0] = 0x60
-	binary.BigEndian.PutUint16(p[4:], uint16(8+len(payload)))
-	p[6] = unix.IPPROTO_ICMPV6
-	p[7] = 64
-	s, d := src.As16(), dst.As16()
-	copy(p[8:], s[:])
-	copy(p[24:], d[:])
-	icmp := p[40:]
-	icmp[0] = 128 // echo request
-	binary.BigEndian.PutUint16(icmp[4:], id)
-	binary.BigEndian.PutUint16(icmp[6:], seq)
-	copy(icmp[8:], payload)
-	// Pseudo-header: src, dst, upper-layer length, next header.
-	sum := checksum(0, p[8:40])
-	sum += uint32(len(icmp)) + unix.IPPROTO_ICMPV6
-	binary.BigEndian.PutUint16(icmp[2:], fold(checksum(sum, icmp)))
-	return p
 }

@@ -15,6 +15,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"weft/internal/testpkt"
 )
 
 // envMQInNetns marks the re-executed test binary running inside the
@@ -222,7 +224,7 @@ func multiQueueTraffic(t *testing.T, vnetHdr bool) {
 	// TUN → kernel: an ICMP echo request written to each queue gets a reply
 	// on some queue.
 	for q, d := range devs {
-		req := icmp4Echo(tunPeer4, tunLocal4, 0x51, uint16(q), []byte("mq ping"))
+		req := testpkt.ICMP4Echo(tunPeer4, tunLocal4, 0x51, uint16(q), []byte("mq ping"))
 		if n, err := d.Write([][]byte{append(make([]byte, offset), req...)}, offset); err != nil || n != 1 {
 			t.Fatalf("queue %d: Write = %d, %v", q, n, err)
 		}
@@ -245,7 +247,7 @@ func multiQueueTraffic(t *testing.T, vnetHdr bool) {
 	defer rx.Close()
 	var bufs [][]byte
 	for i := range 8 {
-		p := udp4(netip.AddrPortFrom(tunPeer4, 5000), netip.AddrPortFrom(tunLocal4, 7777), fmt.Appendf(bytes.Repeat([]byte{'w'}, 900), "%d", i))
+		p := testpkt.UDP4(netip.AddrPortFrom(tunPeer4, 5000), netip.AddrPortFrom(tunLocal4, 7777), fmt.Appendf(bytes.Repeat([]byte{'w'}, 900), "%d", i))
 		bufs = append(bufs, append(make([]byte, offset), p...))
 	}
 	if n, err := devs[1].Write(bufs, offset); err != nil || n != len(bufs) {
@@ -270,7 +272,7 @@ func multiQueueTraffic(t *testing.T, vnetHdr bool) {
 			port := 6000 + flow
 			q := (flow + round) % queues // each flow moves to the other queue
 			d := devs[q]
-			p := udp4(netip.AddrPortFrom(tunPeer4, uint16(port)), netip.AddrPortFrom(tunLocal4, 7777), []byte("ask"))
+			p := testpkt.UDP4(netip.AddrPortFrom(tunPeer4, uint16(port)), netip.AddrPortFrom(tunLocal4, 7777), []byte("ask"))
 			if _, err := d.Write([][]byte{append(make([]byte, offset), p...)}, offset); err != nil {
 				t.Fatal(err)
 			}
@@ -298,25 +300,4 @@ func usoKernel() bool {
 	var major, minor int
 	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
 	return major > 6 || major == 6 && minor >= 2
-}
-
-// udp4 builds an IPv4 UDP packet with valid checksums.
-func udp4(src, dst netip.AddrPort, payload []byte) []byte {
-	p := make([]byte, 28+len(payload))
-	p[0] = 0x45
-	binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
-	p[8] = 64
-	p[9] = unix.IPPROTO_UDP
-	s, d := src.Addr().As4(), dst.Addr().As4()
-	copy(p[12:], s[:])
-	copy(p[16:], d[:])
-	binary.BigEndian.PutUint16(p[10:], fold(checksum(0, p[:20])))
-	u := p[20:]
-	binary.BigEndian.PutUint16(u[0:], src.Port())
-	binary.BigEndian.PutUint16(u[2:], dst.Port())
-	binary.BigEndian.PutUint16(u[4:], uint16(len(u)))
-	copy(u[8:], payload)
-	sum := checksum(0, p[12:20]) + unix.IPPROTO_UDP + uint32(len(u))
-	binary.BigEndian.PutUint16(u[6:], fold(checksum(sum, u)))
-	return p
 }
