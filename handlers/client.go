@@ -67,20 +67,9 @@ type ClientParams struct {
 	RouteNoPull bool
 	// OnEvent, if set, receives lifecycle events; it must not block.
 	OnEvent func(Event)
-	// LinkBatch and LinkBufSize size the UDP receive batch (defaults 64 datagrams of
-	// udp.MaxDatagram bytes, which lets GRO batch); embedded nodes use less.
-	LinkBatch, LinkBufSize int
-	// SocketBuffer is the UDP socket's receive and send buffer size (default 16 MiB:
-	// with GRO one datagram in the queue carries up to 64 packets, and a reader
-	// descheduled for a few milliseconds must not lose them).
-	SocketBuffer int
-	// Pipeline splits each data direction over two goroutines: one reads the
-	// tunnel device while another encrypts and sends the previous batch, and one
-	// receives and decrypts while another writes the previous batch to the device.
-	// Off, one goroutine per direction does everything, which on a box whose cores
-	// are all busy anyway is faster (no hand-off; see the data-pipeline directive).
-	Pipeline bool
-	Logger   *slog.Logger
+	// DataParams sizes the data path.
+	DataParams
+	Logger *slog.Logger
 }
 
 // Client is an OpenVPN client: one session at a time, reconnecting as needed.
@@ -159,15 +148,7 @@ func NewClient(p ClientParams) (*Client, error) {
 	if p.TunMTU == 0 {
 		p.TunMTU = 1500
 	}
-	if p.LinkBatch <= 0 {
-		p.LinkBatch = 64
-	}
-	if p.SocketBuffer <= 0 {
-		p.SocketBuffer = 16 << 20
-	}
-	if p.LinkBufSize <= 0 {
-		p.LinkBufSize = udp.MaxDatagram
-	}
+	p.DataParams.setDefaults()
 	c := &Client{p: p, log: p.Logger, events: make(chan attemptEvent, 16)}
 	c.r = reactor.New(reactor.Config{Shards: 1, Logger: p.Logger, OnTimer: c.onTimer})
 	c.sh = c.r.Shard(0)

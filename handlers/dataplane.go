@@ -14,6 +14,39 @@ import (
 	"weft/wire"
 )
 
+// DataParams sizes and shapes the data path of a client or server. The zero value
+// gives the defaults.
+type DataParams struct {
+	// LinkBatch and LinkBufSize size each UDP receive batch (defaults 64 datagrams
+	// of udp.MaxDatagram bytes, which lets GRO batch and the readers decrypt the
+	// coalesced datagrams in place). Embedded nodes use small buffers to keep
+	// memory per node low.
+	LinkBatch, LinkBufSize int
+	// SocketBuffer is each UDP socket's receive and send buffer size (default 16
+	// MiB: with GRO one datagram in the queue carries up to 64 packets, and a
+	// reader descheduled for a few milliseconds must not lose them).
+	SocketBuffer int
+	// Pipeline splits each data direction over two goroutines: one reads the
+	// tunnel device while another encrypts and sends the previous batch, and one
+	// receives and decrypts while another writes the previous batch to the device.
+	// Off (the default), one goroutine per direction does everything, which on a
+	// box whose cores are all busy anyway is faster (no hand-off; see the
+	// data-pipeline directive).
+	Pipeline bool
+}
+
+func (d *DataParams) setDefaults() {
+	if d.LinkBatch <= 0 {
+		d.LinkBatch = 64
+	}
+	if d.SocketBuffer <= 0 {
+		d.SocketBuffer = 16 << 20
+	}
+	if d.LinkBufSize <= 0 {
+		d.LinkBufSize = udp.MaxDatagram
+	}
+}
+
 // rxBatch decrypts a batch of link packets straight into tunnel-device buffers
 // (with the device's headroom in front), so the data path needs no copy and no
 // allocation in steady state. Packets the session itself must see (control packets,

@@ -93,16 +93,9 @@ type ServerParams struct {
 	TunMTU    int
 	OpenTUN   func(name string, mtu int) (tun.Device, error)
 	Configure func(name string, c tun.LinkConfig) error
-	// LinkBatch and LinkBufSize size each UDP reader's receive batch (defaults 64
-	// datagrams of udp.MaxDatagram bytes, which lets GRO batch). Embedded nodes use
-	// small buffers to keep memory per node low.
-	LinkBatch, LinkBufSize int
-	// SocketBuffer is each UDP socket's receive and send buffer size (default 16
-	// MiB; see ClientParams.SocketBuffer).
-	SocketBuffer int
-	// Pipeline reads each tunnel queue on one goroutine and encrypts and sends on
-	// another (see ClientParams.Pipeline); off by default.
-	Pipeline bool
+	// DataParams sizes the data path (one UDP receive batch per socket, one
+	// pipeline per TUN queue).
+	DataParams
 	// Queues is the number of TUN queues and UDP sockets per listener (default:
 	// the number of shards). It only applies to the kernel TUN (OpenTUN unset).
 	Queues int
@@ -237,15 +230,7 @@ func NewServer(p ServerParams) (*Server, error) {
 	if p.TunMTU == 0 {
 		p.TunMTU = 1500
 	}
-	if p.LinkBatch <= 0 {
-		p.LinkBatch = 64
-	}
-	if p.SocketBuffer <= 0 {
-		p.SocketBuffer = 16 << 20
-	}
-	if p.LinkBufSize <= 0 {
-		p.LinkBufSize = udp.MaxDatagram
-	}
+	p.DataParams.setDefaults()
 	if p.MaxClients <= 0 {
 		p.MaxClients = 1024
 	}
