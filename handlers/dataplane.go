@@ -260,7 +260,7 @@ func (p *tunPipeline) run(fatal func(error) bool, log *slog.Logger) {
 }
 
 // inline runs the same loop without the hand-off: one goroutine reads, encrypts and
-// sends (less memory and one wake-up less, for embedded nodes).
+// sends (the default; less memory and no wake-up between the stages).
 func (p *tunPipeline) inline(fatal func(error) bool, log *slog.Logger) {
 	b := <-p.free
 	list := []*pktBatch{b}
