@@ -406,21 +406,9 @@ func (c *Client) readLink(a *attempt) {
 		rx = w.get()
 	}
 	if a.tcp != nil {
-		// One clock read per socket read: every packet of a ReadPackets call came
-		// in with the same read.
-		var now time.Time
-		onPacket := func(pkt []byte) {
-			if len(pkt) == 0 {
-				return
-			}
-			if now.IsZero() {
-				now = time.Now()
-			}
-			rx.add(now, dp, pkt)
-		}
+		read := tcpReader(a.tcp, func(now time.Time, pkt []byte) { rx.add(now, dp, pkt) })
 		for {
-			now = time.Time{}
-			err := a.tcp.ReadPackets(onPacket)
+			err := read()
 			deliver()
 			if err != nil {
 				c.sh.Post(func(now time.Time) { c.linkFailed(a, err) })

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"weft/ovpn"
+	"weft/transport/tcp"
 	"weft/transport/udp"
 	"weft/tun"
 	"weft/wire"
@@ -151,6 +152,26 @@ const (
 	linkBufLeast = 2048
 	rxBufLeast   = tun.Headroom + 65535
 )
+
+// tcpReader returns a function that runs one c.ReadPackets, passing every non-empty
+// packet to fn with the time it came in. The clock is read once per call: all
+// packets of one ReadPackets call came in with the same socket read.
+func tcpReader(c *tcp.Conn, fn func(now time.Time, pkt []byte)) func() error {
+	var now time.Time
+	onPacket := func(pkt []byte) {
+		if len(pkt) == 0 {
+			return
+		}
+		if now.IsZero() {
+			now = time.Now()
+		}
+		fn(now, pkt)
+	}
+	return func() error {
+		now = time.Time{}
+		return c.ReadPackets(onPacket)
+	}
+}
 
 // linkBuffers returns UDP read messages: batch buffers of size bytes each.
 func linkBuffers(batch, size int) []udp.Message {

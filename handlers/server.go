@@ -871,21 +871,9 @@ func (s *Server) acceptTCP(idx int, l *tcp.Listener) {
 
 func (s *Server) readTCP(p *peer) {
 	rx := newServerRx(s, s.queues[int(p.id)%len(s.queues)])
-	// One clock read per socket read: every packet of a ReadPackets call came in
-	// with the same read.
-	var now time.Time
-	onPacket := func(pkt []byte) {
-		if len(pkt) == 0 {
-			return
-		}
-		if now.IsZero() {
-			now = time.Now()
-		}
-		rx.packet(now, p, pkt)
-	}
+	read := tcpReader(p.tcp, func(now time.Time, pkt []byte) { rx.packet(now, p, pkt) })
 	for {
-		now = time.Time{}
-		err := p.tcp.ReadPackets(onPacket)
+		err := read()
 		rx.flush()
 		if err != nil {
 			p.shard.Post(func(now time.Time) { s.removePeer(p, "connection closed: "+err.Error()) })
