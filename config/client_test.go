@@ -341,26 +341,7 @@ func TestClientDirectives(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := parseWith(t, dir, tt.extra)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				if !tt.ok(c) {
-					t.Fatalf("check failed for %q: %+v", tt.extra, c)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("no error for %q", tt.extra)
-			}
-			var ce *Error
-			if !errors.As(err, &ce) {
-				t.Fatalf("error %v (%T) is not *Error", err, err)
-			}
-			loc, msg, _ := strings.Cut(tt.wantErr, "|")
-			if !strings.HasPrefix(err.Error(), loc) || !strings.Contains(err.Error()[len(loc):], msg) {
-				t.Fatalf("error = %q, want prefix %q containing %q", err, loc, msg)
-			}
+			checkParsed(t, tt.extra, c, err, tt.ok, tt.wantErr)
 		})
 	}
 }
@@ -513,4 +494,31 @@ func FuzzParseClient(f *testing.F) {
 			t.Fatalf("accepted incomplete config: %+v", c)
 		}
 	})
+}
+
+// checkParsed checks the result of parsing a config with extra lines: with wantErr
+// empty, no error and ok(v); else an *Error whose text starts with the location
+// before "|" in wantErr and contains the message after it.
+func checkParsed[T any](t *testing.T, extra string, v T, err error, ok func(T) bool, wantErr string) {
+	t.Helper()
+	if wantErr == "" {
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		if !ok(v) {
+			t.Fatalf("check failed for %q: %+v", extra, v)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("no error for %q", extra)
+	}
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v (%T) is not *Error", err, err)
+	}
+	loc, msg, _ := strings.Cut(wantErr, "|")
+	if !strings.HasPrefix(err.Error(), loc) || !strings.Contains(err.Error()[len(loc):], msg) {
+		t.Fatalf("error = %q, want prefix %q containing %q", err, loc, msg)
+	}
 }

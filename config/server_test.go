@@ -322,26 +322,7 @@ func TestServerDirectives(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := parseServerWith(t, dir, tt.extra)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				if !tt.ok(s) {
-					t.Fatalf("check failed for %q: %+v", tt.extra, s)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("no error for %q", tt.extra)
-			}
-			var ce *Error
-			if !errors.As(err, &ce) {
-				t.Fatalf("error %v (%T) is not *Error", err, err)
-			}
-			loc, msg, _ := strings.Cut(tt.wantErr, "|")
-			if !strings.HasPrefix(err.Error(), loc) || !strings.Contains(err.Error()[len(loc):], msg) {
-				t.Fatalf("error = %q, want prefix %q containing %q", err, loc, msg)
-			}
+			checkParsed(t, tt.extra, s, err, tt.ok, tt.wantErr)
 		})
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"weft/forward"
 	"weft/netstack"
 	"weft/netstack/netstacktest"
+
+	"weft/internal/testecho"
 )
 
 // checkGoroutines fails the test if goroutines outlive its cleanups.
@@ -128,45 +130,6 @@ func startRule(t *testing.T, rule forward.Rule, local, vpn forward.Network) {
 	time.Sleep(20 * time.Millisecond)
 }
 
-// serveTCPEcho echoes every connection on l until the test ends.
-func serveTCPEcho(t *testing.T, l net.Listener) {
-	t.Helper()
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	t.Cleanup(func() { l.Close() })
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-				_, _ = io.Copy(c, c)
-			})
-		}
-	})
-}
-
-// serveUDPEcho answers each datagram with "<sender> <payload>".
-func serveUDPEcho(t *testing.T, pc net.PacketConn) {
-	t.Helper()
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	t.Cleanup(func() { pc.Close() })
-	wg.Go(func() {
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(append([]byte(from.String()+" "), buf[:n]...), from)
-		}
-	})
-}
-
 // checkTCP dials through dial and checks that 1 MiB comes back intact.
 func checkTCP(t *testing.T, dial func(ctx context.Context) (net.Conn, error)) {
 	t.Helper()
@@ -227,7 +190,7 @@ func TestForwardTCP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		serveTCPEcho(t, l)
+		testecho.TCP(t, l)
 		listen := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freePort(t, "tcp"))
 		rule, err := forward.ParseRule([]string{"tcp", listen.String(), netip.AddrPortFrom(ip, 80).String()})
 		if err != nil {
@@ -257,7 +220,7 @@ func TestReverseForwardTCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveTCPEcho(t, l)
+	testecho.TCP(t, l)
 	rule, err := forward.ParseDirective("reverse-forward", []string{"tcp", "10.99.0.1:2222", l.Addr().String()})
 	if err != nil {
 		t.Fatal(err)
@@ -283,7 +246,7 @@ func TestForwardUDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveUDPEcho(t, pc)
+	testecho.UDP(t, pc, 65536, senderPrefixed)
 	listen := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freePort(t, "udp"))
 	rule, err := forward.ParseRule([]string{"udp", listen.String(), "[fd00:99::2]:53"})
 	if err != nil {
@@ -331,7 +294,7 @@ func TestReverseForwardUDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveUDPEcho(t, pc)
+	testecho.UDP(t, pc, 65536, senderPrefixed)
 	for _, listen := range []string{"[fd00:99::1]:5353", "10.99.0.1:5353"} {
 		rule, err := forward.ParseDirective("reverse-forward", []string{"udp", listen, pc.LocalAddr().String()})
 		if err != nil {
@@ -382,4 +345,10 @@ func TestRunErrors(t *testing.T) {
 	if err := forward.Run(ctx, ok, nil, forward.StackNetwork(a)); err == nil {
 		t.Errorf("Run(nil local) = %v, want an error", err)
 	}
+}
+
+// senderPrefixed is the UDP echo reply of these tests: "<sender> <payload>", so a
+// test sees which address the forward used.
+func senderPrefixed(from net.Addr, p []byte) []byte {
+	return append([]byte(from.String()+" "), p...)
 }

@@ -25,6 +25,8 @@ import (
 	"weft/netstack"
 	"weft/netstack/netstacktest"
 	"weft/socks5"
+
+	"weft/internal/testecho"
 )
 
 // checkGoroutines fails the test if goroutines outlive its cleanups.
@@ -70,45 +72,6 @@ func startServer(t *testing.T, srv *socks5.Server) string {
 		}
 	})
 	return l.Addr().String()
-}
-
-// tcpEcho serves TCP echo on l until it is closed.
-func tcpEcho(t *testing.T, l net.Listener) {
-	t.Helper()
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	t.Cleanup(func() { l.Close() })
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-				_, _ = io.Copy(c, c)
-			})
-		}
-	})
-}
-
-// udpEcho serves UDP echo on pc until it is closed.
-func udpEcho(t *testing.T, pc net.PacketConn) {
-	t.Helper()
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	t.Cleanup(func() { pc.Close() })
-	wg.Go(func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(buf[:n], from)
-		}
-	})
 }
 
 // request performs the handshake and one request on a new connection to
@@ -188,7 +151,7 @@ func TestConnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcpEcho(t, l4)
+	testecho.TCP(t, l4)
 	echo4 := l4.Addr().(*net.TCPAddr).AddrPort()
 	srv := &socks5.Server{Resolver: fakeResolver{"echo.weft.test": {netip.MustParseAddr("127.0.0.1")}}}
 	server := startServer(t, srv)
@@ -201,7 +164,7 @@ func TestConnect(t *testing.T) {
 		{"domain", socks5.Addr{Name: "echo.weft.test", Port: echo4.Port()}},
 	}
 	if l6, err := net.Listen("tcp", "[::1]:0"); err == nil {
-		tcpEcho(t, l6)
+		testecho.TCP(t, l6)
 		cases = append(cases, struct {
 			name string
 			addr socks5.Addr
@@ -230,7 +193,7 @@ func TestConnectThroughNetstack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tcpEcho(t, l)
+		testecho.TCP(t, l)
 	}
 	srv := &socks5.Server{
 		Dial:     a.DialContext,
@@ -307,7 +270,7 @@ func TestUDPAssociate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	udpEcho(t, pc)
+	testecho.UDP(t, pc, 2048, nil)
 	echo := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	srv := &socks5.Server{Resolver: fakeResolver{"echo.weft.test": {netip.MustParseAddr("127.0.0.1")}}}
 	server := startServer(t, srv)
@@ -346,7 +309,7 @@ func TestUDPAssociateThroughNetstack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	udpEcho(t, pc)
+	testecho.UDP(t, pc, 2048, nil)
 	srv := &socks5.Server{
 		ListenPacket: func(context.Context, string, string) (net.PacketConn, error) {
 			return a.ListenUDP(netip.AddrPort{})
@@ -486,7 +449,7 @@ func TestIdleTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcpEcho(t, l)
+	testecho.TCP(t, l)
 	server := startServer(t, &socks5.Server{IdleTimeout: 200 * time.Millisecond})
 	c, rep, _ := request(t, server, connectReq(socks5.AddrFromAddrPort(l.Addr().(*net.TCPAddr).AddrPort())))
 	if rep != socks5.Succeeded {
@@ -506,7 +469,7 @@ func TestCloseAbortsRelays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcpEcho(t, l)
+	testecho.TCP(t, l)
 	srv := &socks5.Server{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -117,7 +117,12 @@ var staleRE = regexp.MustCompile(`^wft(\d+)[sc]\d+$`)
 
 // removeStaleNamespaces deletes wft<pid>… namespaces left by test processes that
 // no longer exist (a crashed or killed earlier run).
-func removeStaleNamespaces() {
+func removeStaleNamespaces() { removeStale(staleRE) }
+
+// removeStale deletes the namespaces whose names match re (its first group is
+// the PID of the test process that made them) when that process no longer
+// exists, after killing what still runs in them.
+func removeStale(re *regexp.Regexp) {
 	out, err := Run(5*time.Second, "ip", "netns", "list")
 	if err != nil {
 		return
@@ -127,7 +132,7 @@ func removeStaleNamespaces() {
 		if len(f) == 0 {
 			continue
 		}
-		m := staleRE.FindStringSubmatch(f[0])
+		m := re.FindStringSubmatch(f[0])
 		if m == nil {
 			continue
 		}

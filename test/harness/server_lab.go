@@ -4,11 +4,8 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -145,25 +142,4 @@ var serverLabStaleRE = regexp.MustCompile(`^wsv(\d+)(?:s\d+|c\d+_\d+)$`)
 
 // removeStaleServerLabs deletes wsv<pid>… namespaces of test processes that no
 // longer exist.
-func removeStaleServerLabs() {
-	out, err := Run(5*time.Second, "ip", "netns", "list")
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		m := serverLabStaleRE.FindStringSubmatch(f[0])
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		if pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
-			continue
-		}
-		killNamespacePids(f[0])
-		_, _ = Run(10*time.Second, "ip", "netns", "del", f[0])
-	}
-}
+func removeStaleServerLabs() { removeStale(serverLabStaleRE) }
