@@ -14,29 +14,24 @@ const staticKeyMarker = "-----BEGIN OpenVPN Static key V1-----"
 // checkCerts checks that data holds at least one PEM certificate and that
 // every CERTIFICATE block parses.
 func checkCerts(data []byte, source string) error {
-	n := 0
-	for rest := data; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		n++
-		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
-			return fmt.Errorf("%s: certificate #%d: %w", source, n, err)
-		}
-	}
-	if n == 0 {
-		return fmt.Errorf("%s: no PEM certificate found", source)
-	}
-	return nil
+	return checkPEM(data, source, "CERTIFICATE", "certificate", "PEM certificate", func(der []byte) error {
+		_, err := x509.ParseCertificate(der)
+		return err
+	})
 }
 
 // checkCRL checks that data holds at least one parseable PEM X509 CRL.
 func checkCRL(data []byte, source string) error {
+	return checkPEM(data, source, "X509 CRL", "CRL", "PEM X509 CRL", func(der []byte) error {
+		_, err := x509.ParseRevocationList(der)
+		return err
+	})
+}
+
+// checkPEM checks that data holds at least one PEM block of type typ and that
+// parse accepts every such block; errors name the block as "<what> #n" and an
+// empty file as having "no <none> found".
+func checkPEM(data []byte, source, typ, what, none string, parse func(der []byte) error) error {
 	n := 0
 	for rest := data; ; {
 		var b *pem.Block
@@ -44,16 +39,16 @@ func checkCRL(data []byte, source string) error {
 		if b == nil {
 			break
 		}
-		if b.Type != "X509 CRL" {
+		if b.Type != typ {
 			continue
 		}
 		n++
-		if _, err := x509.ParseRevocationList(b.Bytes); err != nil {
-			return fmt.Errorf("%s: CRL #%d: %w", source, n, err)
+		if err := parse(b.Bytes); err != nil {
+			return fmt.Errorf("%s: %s #%d: %w", source, what, n, err)
 		}
 	}
 	if n == 0 {
-		return fmt.Errorf("%s: no PEM X509 CRL found", source)
+		return fmt.Errorf("%s: no %s found", source, none)
 	}
 	return nil
 }

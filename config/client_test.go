@@ -481,13 +481,7 @@ func FuzzParseClient(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := ParseClient(strings.NewReader(s), "fuzz.conf", dir)
 		if err != nil {
-			var ce *Error
-			if !errors.As(err, &ce) {
-				t.Fatalf("error %v (%T) is not *Error", err, err)
-			}
-			if ce.File != "fuzz.conf" || ce.Line < 0 {
-				t.Fatalf("bad location in %v", err)
-			}
+			checkFuzzError(t, err)
 			return
 		}
 		if len(c.Remotes) == 0 || c.CA == nil || !c.TLSClient {
@@ -520,5 +514,18 @@ func checkParsed[T any](t *testing.T, extra string, v T, err error, ok func(T) b
 	loc, msg, _ := strings.Cut(wantErr, "|")
 	if !strings.HasPrefix(err.Error(), loc) || !strings.Contains(err.Error()[len(loc):], msg) {
 		t.Fatalf("error = %q, want prefix %q containing %q", err, loc, msg)
+	}
+}
+
+// checkFuzzError checks that a config the fuzzers fed as "fuzz.conf" was refused
+// with an *Error naming that file and a valid line.
+func checkFuzzError(t *testing.T, err error) {
+	t.Helper()
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v (%T) is not *Error", err, err)
+	}
+	if ce.File != "fuzz.conf" || ce.Line < 0 {
+		t.Fatalf("bad location in %v", err)
 	}
 }

@@ -540,13 +540,7 @@ func FuzzParseServer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string) {
 		s, err := ParseServer(strings.NewReader(in), "fuzz.conf", dir)
 		if err != nil {
-			var ce *Error
-			if !errors.As(err, &ce) {
-				t.Fatalf("error %v (%T) is not *Error", err, err)
-			}
-			if ce.File != "fuzz.conf" || ce.Line < 0 {
-				t.Fatalf("bad location in %v", err)
-			}
+			checkFuzzError(t, err)
 			return
 		}
 		if !s.Network.IsValid() && !s.Network6.IsValid() || s.CA == nil || s.Cert == nil || s.Key == nil ||
