@@ -297,7 +297,7 @@ func runCompCase(t *testing.T, bin string, pki *harness.PKI, c compCase) {
 		if _, err := l.cli.WaitUp(30*time.Second, engPool4, engPool6); err != nil {
 			t.Fatalf("openvpn client reconnect: %v", err)
 		}
-		if err := engPing(l.pair.Client, harness.TunServerV4); err != nil {
+		if err := harness.PingSteady(l.pair.Client, harness.TunServerV4); err != nil {
 			t.Errorf("after the reconnect: %v", err)
 		}
 		wl = l.weftLog()

@@ -42,26 +42,6 @@ var (
 // engSrvConnectedLog is what `weft server` logs when a client is connected.
 const engSrvConnectedLog = "client connected"
 
-// engPing waits up to 10 s for a first reply from addr in ns, then requires
-// 3 of 3 replies (one retry after a second: the lab shares 2 cores).
-func engPing(ns, addr string) error {
-	if err := harness.WaitPing(ns, addr, 10*time.Second); err != nil {
-		return err
-	}
-	r, err := harness.Ping(ns, addr, 3, "0.2")
-	if err != nil || r.Received != r.Transmitted {
-		time.Sleep(time.Second)
-		r, err = harness.Ping(ns, addr, 3, "0.2")
-	}
-	if err != nil {
-		return err
-	}
-	if r.Received != r.Transmitted {
-		return fmt.Errorf("ping %s from %s: %d/%d received", addr, ns, r.Received, r.Transmitted)
-	}
-	return nil
-}
-
 // engSide is the side weft plays.
 type engSide string
 
@@ -216,7 +196,7 @@ func runEngLab(t *testing.T, bin string, s engLabSpec) *engLab {
 func (l *engLab) pingBoth(t *testing.T) {
 	t.Helper()
 	for _, a := range []netip.Addr{engSrvTun4, engSrvTun6} {
-		if err := engPing(l.pair.Client, a.String()); err != nil {
+		if err := harness.PingSteady(l.pair.Client, a.String()); err != nil {
 			t.Errorf("ping through the tunnel: %v", err)
 		}
 	}

@@ -61,26 +61,6 @@ func srvClientConf(pki *harness.PKI, ic *harness.IssuedCert, proto, host string,
 	return b.String()
 }
 
-// srvPing waits up to 10 s for a first reply from addr in ns, then requires
-// 3 of 3 replies (one retry: the lab shares 2 cores).
-func srvPing(ns, addr string) error {
-	if err := harness.WaitPing(ns, addr, 10*time.Second); err != nil {
-		return err
-	}
-	r, err := harness.Ping(ns, addr, 3, "0.2")
-	if err != nil || r.Received != r.Transmitted {
-		time.Sleep(time.Second)
-		r, err = harness.Ping(ns, addr, 3, "0.2")
-	}
-	if err != nil {
-		return err
-	}
-	if r.Received != r.Transmitted {
-		return fmt.Errorf("ping %s from %s: %d/%d received", addr, ns, r.Received, r.Transmitted)
-	}
-	return nil
-}
-
 // srvBulk runs a checksummed TCP bulk transfer from namespace src to a sink at
 // dst ("ip:port" or "[ip6]:port") in namespace sink.
 func srvBulk(t *testing.T, src, sink, dst string) {

@@ -50,7 +50,7 @@ verb 4
 				ti, err := cc.WaitUp(20*time.Second, srvPool4, srvPool6)
 				if err != nil {
 					t.Errorf("%s server with `proto %s` (no local): IPv4 client: %v", kind, c.server, err)
-				} else if err := srvPing(sp.NS, harness.TunServerV4); err != nil {
+				} else if err := harness.PingSteady(sp.NS, harness.TunServerV4); err != nil {
 					t.Errorf("%s server with `proto %s`: %v", kind, c.server, err)
 				} else {
 					t.Logf("%s server with `proto %s`: IPv4 client up (%s)", kind, c.server, ti.V4)

@@ -420,7 +420,7 @@ func runEach(t *testing.T, cs []*srvClient, fn func(t *testing.T, c *srvClient))
 func srvCheckPingServer(t *testing.T, l *srvLab) {
 	runEach(t, l.upClients(), func(t *testing.T, c *srvClient) {
 		for _, a := range []string{harness.TunServerV4, harness.TunServerV6} {
-			if err := srvPing(c.spoke.NS, a); err != nil {
+			if err := harness.PingSteady(c.spoke.NS, a); err != nil {
 				t.Errorf("%s (%s over %s): %v", c.name, c.kind, c.proto, err)
 			}
 		}
@@ -440,7 +440,7 @@ func srvCheckC2C(t *testing.T, l *srvLab) {
 			t.Parallel()
 			_, ti := next.state()
 			for _, a := range []netip.Addr{ti.V4, ti.V6} {
-				if err := srvPing(c.spoke.NS, a.String()); err != nil {
+				if err := harness.PingSteady(c.spoke.NS, a.String()); err != nil {
 					t.Errorf("%s (%s/%s) -> %s (%s/%s) %s: %v", c.name, c.kind, c.proto, next.name, next.kind, next.proto, a, err)
 				}
 			}
@@ -470,14 +470,14 @@ func srvCheckIroute(t *testing.T, l *srvLab) {
 			if err != nil || !strings.Contains(out, "dev "+ti.Dev) {
 				t.Errorf("%s: %s is not routed via the tunnel %s: %q %v", name, a, ti.Dev, strings.TrimSpace(out), err)
 			}
-			if err := srvPing(c.spoke.NS, a); err != nil {
+			if err := harness.PingSteady(c.spoke.NS, a); err != nil {
 				t.Errorf("%s -> %s (behind client2): %v", name, a, err)
 			}
 		}
 	}
 	// The server's own routes (route / route-ipv6) go to its tun device.
 	for _, a := range behind {
-		if err := srvPing(l.lab.NS, a); err != nil {
+		if err := harness.PingSteady(l.lab.NS, a); err != nil {
 			t.Errorf("server namespace -> %s (behind client2): %v", a, err)
 		}
 	}
@@ -642,12 +642,12 @@ func srvCheckFloat(t *testing.T, l *srvLab) {
 	checkTraffic := func(when string) {
 		t.Helper()
 		for _, a := range []string{harness.TunServerV4, harness.TunServerV6} {
-			if err := srvPing(c.spoke.NS, a); err != nil {
+			if err := harness.PingSteady(c.spoke.NS, a); err != nil {
 				t.Errorf("%s: client6 -> %s: %v", when, a, err)
 			}
 		}
 		if up, _ := peer.state(); up {
-			if err := srvPing(c.spoke.NS, pti.V4.String()); err != nil {
+			if err := harness.PingSteady(c.spoke.NS, pti.V4.String()); err != nil {
 				t.Errorf("%s: client6 -> client1 %s: %v", when, pti.V4, err)
 			}
 		}
@@ -754,13 +754,13 @@ func srvCheckReconnect(t *testing.T, l *srvLab) {
 				t.Errorf("server did not log a new %q for %s", srvConnectedLog, name)
 			}
 			for _, a := range []string{harness.TunServerV4, harness.TunServerV6} {
-				if err := srvPing(c.spoke.NS, a); err != nil {
+				if err := harness.PingSteady(c.spoke.NS, a); err != nil {
 					t.Errorf("%s after reconnect -> %s: %v", name, a, err)
 				}
 			}
 			if p := l.byName["client4"]; p != c {
 				if up, pti := p.state(); up {
-					if err := srvPing(c.spoke.NS, pti.V6.String()); err != nil {
+					if err := harness.PingSteady(c.spoke.NS, pti.V6.String()); err != nil {
 						t.Errorf("%s after reconnect -> client4: %v", name, err)
 					}
 				}
@@ -788,7 +788,7 @@ func srvCheckReconnect(t *testing.T, l *srvLab) {
 			}
 			if name == "client2" {
 				for _, a := range []string{"192.168.50.1", "fd50::1"} {
-					if err := srvPing(l.byName["client3"].spoke.NS, a); err != nil {
+					if err := harness.PingSteady(l.byName["client3"].spoke.NS, a); err != nil {
 						t.Errorf("client3 -> %s after client2 reconnected (the iroute must follow the new session): %v", a, err)
 					}
 				}

@@ -93,6 +93,26 @@ func WaitPing(ns, addr string, timeout time.Duration) error {
 	return nil
 }
 
+// PingSteady waits up to 10 s for a first reply from addr in ns, then requires 3
+// of 3 replies (with one retry after a second: the labs share 2 cores).
+func PingSteady(ns, addr string) error {
+	if err := WaitPing(ns, addr, 10*time.Second); err != nil {
+		return err
+	}
+	r, err := Ping(ns, addr, 3, "0.2")
+	if err != nil || r.Received != r.Transmitted {
+		time.Sleep(time.Second)
+		r, err = Ping(ns, addr, 3, "0.2")
+	}
+	if err != nil {
+		return err
+	}
+	if r.Received != r.Transmitted {
+		return fmt.Errorf("ping %s from %s: %d/%d received", addr, ns, r.Received, r.Transmitted)
+	}
+	return nil
+}
+
 // Helper-process protocol: the test binary re-executes itself with
 // -test.run=^TestHelperProcess$ and these environment variables; the test
 // package's TestHelperProcess calls HelperMain.
